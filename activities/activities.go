@@ -1,0 +1,52 @@
+// Package activities holds the Temporal activities of mfaflow's workflows.
+// Activities are methods on Activities, which holds the clients; every
+// activity is idempotent, and business failures are non-retryable
+// application errors with the type names below.
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/mfaflow/mfaflow/notify"
+	"github.com/mfaflow/mfaflow/store"
+)
+
+// Application error types of non-retryable business failures.
+const (
+	ErrTypeRejected = "Rejected" // a receiver refused the message for good
+)
+
+// Activities holds what the activities talk to.
+type Activities struct {
+	Store    store.Store
+	Notifier notify.Notifier
+}
+
+// Notify hands m to the notifier. The caller sets m.ID so that a retried
+// activity delivers at most one message per receiver. A refused message is a
+// non-retryable failure; an unreachable notifier is retried.
+func (a *Activities) Notify(ctx context.Context, m notify.Message) error {
+	if m.ID == "" {
+		return temporal.NewNonRetryableApplicationError("notify: message id required", ErrTypeRejected, nil)
+	}
+	err := a.Notifier.Notify(ctx, m)
+	if errors.Is(err, notify.ErrRejected) {
+		return temporal.NewNonRetryableApplicationError("notify: rejected", ErrTypeRejected, err)
+	}
+	if err != nil {
+		return fmt.Errorf("notify %s: %w", m.Channel, err)
+	}
+	return nil
+}
+
+// Audit appends e to the audit log.
+func (a *Activities) Audit(ctx context.Context, e store.AuditEntry) error {
+	if _, err := a.Store.AppendAudit(ctx, e); err != nil {
+		return fmt.Errorf("audit %s: %w", e.Action, err)
+	}
+	return nil
+}

@@ -1,0 +1,102 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/mfaflow/mfaflow/auth"
+	"github.com/mfaflow/mfaflow/blob"
+	"github.com/mfaflow/mfaflow/store"
+)
+
+// Error is an error the client may see: a status, a snake_case code, a
+// message and, for input errors, the offending field.
+type Error struct {
+	Status     int
+	Code       string
+	Message    string
+	Field      string
+	RetryAfter time.Duration // sets Retry-After when positive
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+// errorf builds a client-visible error.
+func errorf(status int, code, format string, args ...any) *Error {
+	return &Error{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// invalidField reports a bad input field with status 400.
+func invalidField(field, message string) *Error {
+	return &Error{Status: http.StatusBadRequest, Code: "invalid_field", Field: field, Message: message}
+}
+
+// errorMap is the one table from domain errors to HTTP answers. The first
+// entry that errors.Is matches wins; anything else is a 500 whose cause is
+// logged but never shown.
+var errorMap = []struct {
+	err     error
+	status  int
+	code    string
+	message string
+}{
+	{store.ErrNotFound, http.StatusNotFound, "not_found", "not found"},
+	{store.ErrConflict, http.StatusConflict, "conflict", "the request conflicts with the current state"},
+	{store.ErrUnavailable, http.StatusServiceUnavailable, "unavailable", "the database is unavailable; try again shortly"},
+	{blob.ErrUnavailable, http.StatusServiceUnavailable, "unavailable", "document storage is unavailable; try again shortly"},
+	{blob.ErrNotFound, http.StatusNotFound, "not_found", "not found"},
+	{blob.ErrTooLarge, http.StatusRequestEntityTooLarge, "too_large", "the body is larger than allowed"},
+	{auth.ErrNoCredentials, http.StatusUnauthorized, "unauthorized", "credentials are required"},
+	{auth.ErrInvalid, http.StatusUnauthorized, "unauthorized", "the credentials are not valid"},
+	{auth.ErrForbidden, http.StatusForbidden, "forbidden", "not allowed"},
+	{context.DeadlineExceeded, http.StatusServiceUnavailable, "unavailable", "a dependency did not answer in time"},
+}
+
+// toError turns any error into the client-visible Error.
+func toError(err error) (*Error, bool) {
+	var e *Error
+	if errors.As(err, &e) {
+		return e, true
+	}
+	var mb *http.MaxBytesError
+	if errors.As(err, &mb) {
+		return errorf(http.StatusRequestEntityTooLarge, "too_large", "the body is larger than %d bytes", mb.Limit), true
+	}
+	for _, m := range errorMap {
+		if errors.Is(err, m.err) {
+			return &Error{Status: m.status, Code: m.code, Message: m.message}, true
+		}
+	}
+	return &Error{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error"}, false
+}
+
+// fail writes err as the JSON error body and aborts the request. Internal
+// errors are logged with the request id; their text never reaches the client.
+func fail(c *gin.Context, log *slog.Logger, err error) {
+	e, known := toError(err)
+	if !known || e.Status >= 500 {
+		log.ErrorContext(c.Request.Context(), "request failed",
+			"route", c.FullPath(), "method", c.Request.Method, "request_id", c.GetString(ctxRequestID), "err", err)
+	}
+	if e.RetryAfter > 0 {
+		c.Header("Retry-After", strconv.Itoa(int((e.RetryAfter+time.Second-1)/time.Second)))
+	}
+	if e.Status == http.StatusServiceUnavailable && c.Writer.Header().Get("Retry-After") == "" {
+		c.Header("Retry-After", "5")
+	}
+	if e.Status == http.StatusUnauthorized {
+		c.Header("WWW-Authenticate", `Bearer realm="mfaflow"`)
+	}
+	body := gin.H{"code": e.Code, "message": e.Message}
+	if e.Field != "" {
+		body["field"] = e.Field
+	}
+	c.AbortWithStatusJSON(e.Status, gin.H{"error": body})
+}

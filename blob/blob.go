@@ -1,0 +1,228 @@
+// Package blob keeps appeal documents in S3-compatible object storage through
+// minio-go: MinIO in production and tests, the embedded gateway in the dev
+// stack. Uploads stream: the body is hashed while it is sent, never buffered
+// whole in memory.
+package blob
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+	"github.com/minio/minio-go/v7/pkg/encrypt"
+)
+
+// Errors returned by Store. Callers check them with errors.Is.
+var (
+	ErrNotFound    = errors.New("blob: not found")
+	ErrUnavailable = errors.New("blob: object storage unavailable")
+	ErrTooLarge    = errors.New("blob: object too large")
+)
+
+// Config says how to reach the object store.
+type Config struct {
+	Endpoint  string // host:port
+	AccessKey string
+	SecretKey string
+	Bucket    string
+	UseTLS    bool
+	// Encrypt asks the server to encrypt objects at rest (SSE-S3). The
+	// server must have a KMS configured; MinIO with MINIO_KMS_SECRET_KEY does.
+	Encrypt bool
+}
+
+// Store reads and writes objects in one bucket.
+type Store struct {
+	c      *minio.Client
+	bucket string
+	sse    encrypt.ServerSide
+}
+
+// Object describes a stored object.
+type Object struct {
+	Key         string
+	Size        int64
+	SHA256      string // hex
+	ContentType string
+}
+
+// Open connects to the object store and creates the bucket when it is missing.
+// It returns ErrUnavailable when the server cannot be reached.
+func Open(ctx context.Context, cfg Config) (*Store, error) {
+	c, err := minio.New(cfg.Endpoint, &minio.Options{
+		Creds:  credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, ""),
+		Secure: cfg.UseTLS,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("blob: client: %w", err)
+	}
+	s := &Store{c: c, bucket: cfg.Bucket}
+	if cfg.Encrypt {
+		s.sse = encrypt.NewSSE()
+	}
+	ok, err := c.BucketExists(ctx, cfg.Bucket)
+	if err != nil {
+		return nil, wrap("bucket check", err)
+	}
+	if !ok {
+		if err := c.MakeBucket(ctx, cfg.Bucket, minio.MakeBucketOptions{}); err != nil {
+			// Another replica may have created it meanwhile.
+			if ok, err2 := c.BucketExists(ctx, cfg.Bucket); err2 != nil || !ok {
+				return nil, wrap("make bucket", err)
+			}
+		}
+	}
+	return s, nil
+}
+
+// Ping checks the bucket can be reached. It returns ErrUnavailable otherwise.
+func (s *Store) Ping(ctx context.Context) error {
+	ok, err := s.c.BucketExists(ctx, s.bucket)
+	if err != nil {
+		return wrap("ping", err)
+	}
+	if !ok {
+		return fmt.Errorf("%w: bucket missing", ErrUnavailable)
+	}
+	return nil
+}
+
+// Put streams r to key and returns its size and SHA-256. When size is -1 the
+// length is unknown and the upload goes in parts. At most max bytes are
+// accepted (0: no limit): a longer body returns ErrTooLarge and leaves no
+// object behind. It returns ErrUnavailable when the store cannot be reached.
+func (s *Store) Put(ctx context.Context, key string, r io.Reader, size, max int64, contentType string) (Object, error) {
+	h := sha256.New()
+	var body io.Reader = io.TeeReader(r, h)
+	var lim *limitReader
+	if max > 0 {
+		if size > max {
+			return Object{}, ErrTooLarge
+		}
+		lim = &limitReader{r: body, n: max}
+		body = lim
+	}
+	opts := minio.PutObjectOptions{ContentType: contentType, ServerSideEncryption: s.sse}
+	if size < 0 {
+		opts.PartSize = 5 << 20
+	}
+	info, err := s.c.PutObject(ctx, s.bucket, key, body, size, opts)
+	if lim != nil && lim.over {
+		_ = s.Delete(context.WithoutCancel(ctx), key)
+		return Object{}, ErrTooLarge
+	}
+	if err != nil {
+		_ = s.Delete(context.WithoutCancel(ctx), key)
+		return Object{}, wrap("put", err)
+	}
+	return Object{Key: key, Size: info.Size, SHA256: hex.EncodeToString(h.Sum(nil)), ContentType: contentType}, nil
+}
+
+// Open returns a reader for key. It returns ErrNotFound or ErrUnavailable.
+func (s *Store) Open(ctx context.Context, key string) (io.ReadCloser, Object, error) {
+	o, err := s.c.GetObject(ctx, s.bucket, key, minio.GetObjectOptions{})
+	if err != nil {
+		return nil, Object{}, wrap("get", err)
+	}
+	st, err := o.Stat()
+	if err != nil {
+		_ = o.Close()
+		return nil, Object{}, wrap("stat", err)
+	}
+	return o, Object{Key: key, Size: st.Size, ContentType: st.ContentType}, nil
+}
+
+// Stat describes key. It returns ErrNotFound or ErrUnavailable.
+func (s *Store) Stat(ctx context.Context, key string) (Object, error) {
+	st, err := s.c.StatObject(ctx, s.bucket, key, minio.StatObjectOptions{})
+	if err != nil {
+		return Object{}, wrap("stat", err)
+	}
+	return Object{Key: key, Size: st.Size, ContentType: st.ContentType}, nil
+}
+
+// Delete removes key; deleting a missing key is not an error.
+func (s *Store) Delete(ctx context.Context, key string) error {
+	if err := s.c.RemoveObject(ctx, s.bucket, key, minio.RemoveObjectOptions{}); err != nil {
+		if errors.Is(wrap("", err), ErrNotFound) {
+			return nil
+		}
+		return wrap("delete", err)
+	}
+	return nil
+}
+
+// PresignGet returns a link that reads key for ttl.
+func (s *Store) PresignGet(ctx context.Context, key string, ttl time.Duration) (*url.URL, error) {
+	u, err := s.c.PresignedGetObject(ctx, s.bucket, key, ttl, nil)
+	if err != nil {
+		return nil, wrap("presign", err)
+	}
+	return u, nil
+}
+
+// Keys lists the keys under prefix.
+func (s *Store) Keys(ctx context.Context, prefix string) ([]string, error) {
+	var keys []string
+	for o := range s.c.ListObjects(ctx, s.bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
+		if o.Err != nil {
+			return nil, wrap("list", o.Err)
+		}
+		keys = append(keys, o.Key)
+	}
+	return keys, nil
+}
+
+// wrap classifies a minio-go error without exposing its text to clients.
+func wrap(op string, err error) error {
+	var resp minio.ErrorResponse
+	if errors.As(err, &resp) {
+		switch resp.Code {
+		case minio.NoSuchKey, minio.NoSuchBucket:
+			return fmt.Errorf("%w: %s", ErrNotFound, op)
+		case "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch":
+			return fmt.Errorf("blob: %s: access denied: %w", op, err)
+		}
+		if resp.StatusCode >= 500 || resp.StatusCode == 0 {
+			return fmt.Errorf("%w: %s: %v", ErrUnavailable, op, err)
+		}
+		return fmt.Errorf("blob: %s: %w", op, err)
+	}
+	if errors.Is(err, context.Canceled) {
+		return err
+	}
+	return fmt.Errorf("%w: %s: %v", ErrUnavailable, op, err)
+}
+
+// limitReader fails once more than n bytes were read.
+type limitReader struct {
+	r    io.Reader
+	n    int64
+	over bool
+}
+
+var errOver = errors.New("blob: body over the limit")
+
+func (l *limitReader) Read(p []byte) (int, error) {
+	if l.n < 0 {
+		l.over = true
+		return 0, errOver
+	}
+	if int64(len(p)) > l.n+1 {
+		p = p[:l.n+1]
+	}
+	n, err := l.r.Read(p)
+	l.n -= int64(n)
+	if l.n < 0 {
+		l.over = true
+		return 0, errOver
+	}
+	return n, err
+}

@@ -1,0 +1,154 @@
+package blob_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mfaflow/mfaflow/blob"
+	"github.com/mfaflow/mfaflow/internal/harness"
+)
+
+func TestMain(m *testing.M) { harness.Main(m) }
+
+// runContract runs the same cases against one object server.
+func runContract(t *testing.T, cfg blob.Config) {
+	ctx := context.Background()
+	s, err := blob.Open(ctx, cfg)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	// Opening again finds the bucket.
+	if _, err := blob.Open(ctx, cfg); err != nil {
+		t.Fatalf("second Open: %v", err)
+	}
+	if err := s.Ping(ctx); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+
+	t.Run("round trip 20 MiB unknown length", func(t *testing.T) {
+		data := make([]byte, 20<<20)
+		_, _ = rand.Read(data)
+		sum := sha256.Sum256(data)
+		obj, err := s.Put(ctx, "docs/a", onlyReader{bytes.NewReader(data)}, -1, 0, "application/pdf")
+		if err != nil {
+			t.Fatalf("Put: %v", err)
+		}
+		if obj.Size != int64(len(data)) || obj.SHA256 != hex.EncodeToString(sum[:]) {
+			t.Fatalf("Put = %+v", obj)
+		}
+		r, info, err := s.Open(ctx, "docs/a")
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		got, err := io.ReadAll(r)
+		_ = r.Close()
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("read back %d bytes (err %v), want %d byte-exact", len(got), err, len(data))
+		}
+		if info.ContentType != "application/pdf" {
+			t.Fatalf("content type %q", info.ContentType)
+		}
+	})
+
+	t.Run("over the limit leaves nothing", func(t *testing.T) {
+		data := bytes.Repeat([]byte{'x'}, 3<<20)
+		_, err := s.Put(ctx, "docs/big", onlyReader{bytes.NewReader(data)}, -1, 1<<20, "image/png")
+		if !errors.Is(err, blob.ErrTooLarge) {
+			t.Fatalf("Put over limit: err = %v, want ErrTooLarge", err)
+		}
+		if _, err := s.Stat(ctx, "docs/big"); !errors.Is(err, blob.ErrNotFound) {
+			t.Fatalf("Stat after refused upload: err = %v, want ErrNotFound", err)
+		}
+		if _, err := s.Put(ctx, "docs/big", bytes.NewReader(data), int64(len(data)), 1<<20, "image/png"); !errors.Is(err, blob.ErrTooLarge) {
+			t.Fatalf("declared size over limit: err = %v", err)
+		}
+	})
+
+	t.Run("not found and delete", func(t *testing.T) {
+		if _, err := s.Stat(ctx, "docs/none"); !errors.Is(err, blob.ErrNotFound) {
+			t.Fatalf("Stat missing: %v", err)
+		}
+		if _, err := s.Put(ctx, "docs/del", strings.NewReader("abc"), 3, 0, "text/plain"); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Delete(ctx, "docs/del"); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Delete(ctx, "docs/del"); err != nil {
+			t.Fatalf("second Delete: %v", err)
+		}
+		keys, err := s.Keys(ctx, "docs/del")
+		if err != nil || len(keys) != 0 {
+			t.Fatalf("Keys after delete = %v, %v", keys, err)
+		}
+	})
+
+	t.Run("presigned link reads once and expires", func(t *testing.T) {
+		if _, err := s.Put(ctx, "docs/link", strings.NewReader("hello"), 5, 0, "text/plain"); err != nil {
+			t.Fatal(err)
+		}
+		u, err := s.PresignGet(ctx, "docs/link", 2*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.Get(u.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		if resp.StatusCode != 200 || string(body) != "hello" {
+			t.Fatalf("GET presigned = %d %q", resp.StatusCode, body)
+		}
+		time.Sleep(3 * time.Second)
+		resp, err = http.Get(u.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Fatalf("GET expired link = %d, want 403", resp.StatusCode)
+		}
+	})
+
+	t.Run("wrong secret refused", func(t *testing.T) {
+		bad := cfg
+		bad.SecretKey = "wrong-secret-wrong-secret"
+		if _, err := blob.Open(ctx, bad); err == nil {
+			t.Fatal("Open with a wrong secret succeeded")
+		}
+	})
+}
+
+func TestMinIO(t *testing.T) {
+	m := harness.MinIOServer(t)
+	runContract(t, blob.Config{Endpoint: m.Endpoint, AccessKey: m.AccessKey, SecretKey: m.SecretKey, Bucket: m.Bucket(t)})
+}
+
+func TestMinIOEncrypted(t *testing.T) {
+	m := harness.MinIOServer(t)
+	runContract(t, blob.Config{Endpoint: m.Endpoint, AccessKey: m.AccessKey, SecretKey: m.SecretKey, Bucket: m.Bucket(t), Encrypt: true})
+}
+
+func TestMinIODownIsUnavailable(t *testing.T) {
+	// A closed port stands for a stopped server; the harness's own server
+	// keeps running for the other tests.
+	_, err := blob.Open(context.Background(), blob.Config{Endpoint: "127.0.0.1:1", AccessKey: "a", SecretKey: "b", Bucket: "x-y-z"})
+	if !errors.Is(err, blob.ErrUnavailable) {
+		t.Fatalf("Open on a closed port: err = %v, want ErrUnavailable", err)
+	}
+}
+
+// onlyReader hides Seek and Len so minio-go cannot learn the size.
+type onlyReader struct{ r io.Reader }
+
+func (o onlyReader) Read(p []byte) (int, error) { return o.r.Read(p) }

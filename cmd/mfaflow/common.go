@@ -1,0 +1,190 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	sdklog "go.temporal.io/sdk/log"
+
+	"github.com/mfaflow/mfaflow/api"
+	"github.com/mfaflow/mfaflow/auth"
+	"github.com/mfaflow/mfaflow/blob"
+	"github.com/mfaflow/mfaflow/internal/config"
+	"github.com/mfaflow/mfaflow/mfa"
+	"github.com/mfaflow/mfaflow/notify"
+	"github.com/mfaflow/mfaflow/store"
+	"github.com/mfaflow/mfaflow/store/pgstore"
+)
+
+// loadConfig parses a subcommand's settings; -h prints them.
+func loadConfig(name string, args []string, getenv func(string) string, stdout io.Writer, extra func(*flag.FlagSet)) (config.Config, bool, error) {
+	for _, a := range args {
+		if a == "-h" || a == "-help" || a == "--help" {
+			fmt.Fprintf(stdout, "mfaflow %s settings (environment variable or flag):\n%s", name, config.Usage())
+			return config.Config{}, true, nil
+		}
+	}
+	cfg, rest, err := config.LoadWith(name, args, getenv, extra)
+	if err != nil {
+		return cfg, false, err
+	}
+	if len(rest) > 0 {
+		return cfg, false, fmt.Errorf("unexpected argument %q", rest[0])
+	}
+	return cfg, false, nil
+}
+
+func newLogger(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+// openPostgres opens and migrates the production store.
+func openPostgres(ctx context.Context, cfg config.Config, migrate bool) (*pgstore.DB, error) {
+	db, err := pgstore.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	if migrate {
+		if err := db.Migrate(ctx); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("migrate: %w", err)
+		}
+	}
+	return db, nil
+}
+
+// dialTemporal returns a lazy client: the API starts while Temporal is down
+// and answers 503 until it is back.
+func dialTemporal(cfg config.Config, log *slog.Logger) (client.Client, error) {
+	c, err := client.NewLazyClient(client.Options{
+		HostPort:  cfg.TemporalAddress,
+		Namespace: cfg.TemporalNamespace,
+		Logger:    sdklog.NewStructuredLogger(log.With("component", "temporal-client")),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("TEMPORAL_ADDRESS: %w", err)
+	}
+	return c, nil
+}
+
+func temporalPinger(c client.Client) api.Pinger {
+	return api.PingFunc(func(ctx context.Context) error {
+		_, err := c.CheckHealth(ctx, &client.CheckHealthRequest{})
+		return err
+	})
+}
+
+// productionNotifier sends SMS and e-mail through the platform notifier and
+// session revocations through the console's hook.
+func productionNotifier(cfg config.Config) notify.Notifier {
+	n := notify.Router{Default: notify.Webhook{URL: cfg.NotifierURL, Secret: []byte(cfg.NotifierSecret)}}
+	if cfg.ConsoleURL != "" {
+		n.Channels = map[string]notify.Notifier{notify.Console: notify.Webhook{URL: cfg.ConsoleURL, Secret: []byte(cfg.ConsoleSecret)}}
+	}
+	return n
+}
+
+// jwtVerifier builds the reviewer/admin token check: JWKS when set, else HS256.
+func jwtVerifier(cfg config.Config) *auth.Verifier {
+	v := &auth.Verifier{Leeway: 30 * time.Second}
+	if cfg.JWKSURL != "" {
+		v.Keys = &auth.JWKS{URL: cfg.JWKSURL}
+	} else {
+		v.Keys = auth.HS256(cfg.JWTSecret)
+	}
+	return v
+}
+
+func parseKeyring(cfg config.Config) (*mfa.Keyring, error) {
+	k, err := mfa.ParseKeyring(cfg.SecretKeys)
+	if err != nil {
+		return nil, fmt.Errorf("MFAFLOW_SECRET_KEYS: %w", err)
+	}
+	return k, nil
+}
+
+// readyChecks names what /readyz checks.
+func readyChecks(st store.Store, b *blobRef, tc client.Client) map[string]api.Pinger {
+	return map[string]api.Pinger{
+		"database":       st,
+		"object_storage": b,
+		"temporal":       temporalPinger(tc),
+	}
+}
+
+// blobRef holds the object store once it could be opened; until then Ping
+// retries the opening, so an API that started while S3 was down recovers.
+type blobRef struct {
+	cfg blob.Config
+	mu  sync.Mutex
+	s   *blob.Store
+}
+
+// Get returns the object store, opening it on first success.
+func (r *blobRef) Get(ctx context.Context) (*blob.Store, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.s == nil {
+		s, err := blob.Open(ctx, r.cfg)
+		if err != nil {
+			return nil, err
+		}
+		r.s = s
+	}
+	return r.s, nil
+}
+
+// Ping checks the object store.
+func (r *blobRef) Ping(ctx context.Context) error {
+	s, err := r.Get(ctx)
+	if err != nil {
+		return err
+	}
+	return s.Ping(ctx)
+}
+
+// serveHTTP listens on addr and serves h until ctx ends, then shuts down
+// gracefully. onListen receives the bound address (useful with port 0).
+func serveHTTP(ctx context.Context, addr string, h http.Handler, onListen func(net.Addr)) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("MFAFLOW_HTTP_ADDR: %w", err)
+	}
+	if onListen != nil {
+		onListen(ln.Addr())
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return nil
+}
+
+func hostURL(a net.Addr) string {
+	s := a.String()
+	if strings.HasPrefix(s, "[::]") || strings.HasPrefix(s, "0.0.0.0") {
+		_, port, _ := net.SplitHostPort(s)
+		s = net.JoinHostPort("127.0.0.1", port)
+	}
+	return "http://" + s
+}
+

@@ -1,0 +1,49 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+
+	"github.com/mfaflow/mfaflow/api"
+	"github.com/mfaflow/mfaflow/auth"
+	"github.com/mfaflow/mfaflow/blob"
+)
+
+// runServe runs the HTTP API against the production servers.
+func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, help, err := loadConfig("serve", args, getenv, stdout, nil)
+	if err != nil || help {
+		return err
+	}
+	if err := cfg.RequireProduction(true); err != nil {
+		return err
+	}
+	if _, err := parseKeyring(cfg); err != nil {
+		return err
+	}
+	log := newLogger(stderr)
+	db, err := openPostgres(ctx, cfg, false)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	tc, err := dialTemporal(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer tc.Close()
+	blobs := &blobRef{cfg: blob.Config{Endpoint: cfg.S3Endpoint, AccessKey: cfg.S3AccessKey, SecretKey: cfg.S3SecretKey, Bucket: cfg.S3Bucket, UseTLS: cfg.S3UseTLS, Encrypt: true}}
+	srv := api.NewServer(api.Deps{
+		Store:    db,
+		Notifier: productionNotifier(cfg),
+		Ready:    readyChecks(db, blobs, tc),
+		Console:  auth.NewConsoleKeys(cfg.ConsoleAPIKeys),
+		JWT:      jwtVerifier(cfg),
+		Logger:   log,
+	})
+	return serveHTTP(ctx, cfg.HTTPAddr, srv, func(a net.Addr) {
+		fmt.Fprintf(stdout, "mfaflow serve: listening on %s\n", hostURL(a))
+	})
+}

@@ -1,0 +1,40 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	sdkworker "go.temporal.io/sdk/worker"
+
+	"github.com/mfaflow/mfaflow/activities"
+	"github.com/mfaflow/mfaflow/worker"
+	"github.com/mfaflow/mfaflow/workflows"
+)
+
+// runWorker polls the task queue against the production servers.
+func runWorker(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, help, err := loadConfig("worker", args, getenv, stdout, nil)
+	if err != nil || help {
+		return err
+	}
+	if err := cfg.RequireProduction(false); err != nil {
+		return err
+	}
+	if _, err := parseKeyring(cfg); err != nil {
+		return err
+	}
+	log := newLogger(stderr)
+	db, err := openPostgres(ctx, cfg, false)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	tc, err := dialTemporal(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer tc.Close()
+	fmt.Fprintf(stdout, "mfaflow worker: polling task queue %q on %s\n", workflows.TaskQueue, cfg.TemporalAddress)
+	return worker.Run(ctx, tc, &activities.Activities{Store: db, Notifier: productionNotifier(cfg)}, sdkworker.Options{})
+}

@@ -1,0 +1,78 @@
+package devstack
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+)
+
+// FreePort asks the kernel for a TCP port that is free on host (for example
+// "127.0.0.1") and returns it. The port is released before FreePort returns,
+// so another process may take it in the meantime; callers bind it soon after.
+// It returns an error when host cannot be listened on.
+func FreePort(host string) (int, error) {
+	ports, err := freePorts(host, 1)
+	if err != nil {
+		return 0, err
+	}
+	return ports[0], nil
+}
+
+// freePorts returns n distinct free TCP ports on host. All listeners are held
+// open until every port is chosen, so the ports differ from each other.
+func freePorts(host string, n int) ([]int, error) {
+	listeners := make([]net.Listener, 0, n)
+	defer func() {
+		for _, l := range listeners {
+			_ = l.Close()
+		}
+	}()
+	ports := make([]int, 0, n)
+	for range n {
+		l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+		if err != nil {
+			return nil, fmt.Errorf("devstack: find a free port on %s: %w", host, err)
+		}
+		listeners = append(listeners, l)
+		addr, ok := l.Addr().(*net.TCPAddr)
+		if !ok {
+			return nil, fmt.Errorf("devstack: find a free port on %s: unexpected address %v", host, l.Addr())
+		}
+		ports = append(ports, addr.Port)
+	}
+	return ports, nil
+}
+
+// checkBindable reports an error when host:port cannot be listened on right
+// now, typically because something else already uses the port. The embedded
+// servers treat a failed listen as fatal for the whole process, so the check
+// runs before they start.
+func checkBindable(host string, port int) error {
+	addr := net.JoinHostPort(host, strconv.Itoa(port))
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("devstack: address %s is not available: %w", addr, err)
+	}
+	return l.Close()
+}
+
+// connectHost returns the host a local client dials to reach a server bound
+// on host: the loopback address when the server listens on every interface.
+func connectHost(host string) string {
+	ip := net.ParseIP(host)
+	if host == "" || (ip != nil && ip.IsUnspecified()) {
+		return "127.0.0.1"
+	}
+	return host
+}
+
+var errBadPort = errors.New("port out of range")
+
+// validPort checks that p is a usable TCP port number or zero.
+func validPort(p int) error {
+	if p < 0 || p > 65535 {
+		return fmt.Errorf("%w: %d", errBadPort, p)
+	}
+	return nil
+}

@@ -1,0 +1,47 @@
+// Package temporalharness starts a real in-process Temporal server
+// (go.temporal.io/server/temporaltest) for integration tests, with mfaflow's
+// custom search attributes registered. It lives apart from package harness
+// so tests that need only PostgreSQL or MinIO do not link the server.
+package temporalharness
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"testing"
+	"time"
+
+	"go.temporal.io/api/operatorservice/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/log"
+	"go.temporal.io/server/temporaltest"
+
+	"github.com/mfaflow/mfaflow/workflows"
+)
+
+// Server is a running test server.
+type Server struct {
+	*temporaltest.TestServer
+}
+
+// Start starts a fresh server for t, registers the search attributes and
+// stops it when t ends.
+func Start(t *testing.T) *Server {
+	t.Helper()
+	ts := temporaltest.NewServer(temporaltest.WithT(t), temporaltest.WithBaseClientOptions(client.Options{Logger: quiet()}))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err := ts.GetDefaultClient().OperatorService().AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{
+		Namespace:        ts.GetDefaultNamespace(),
+		SearchAttributes: workflows.SearchAttributes,
+	})
+	if err != nil {
+		t.Fatalf("temporalharness: add search attributes: %v", err)
+	}
+	return &Server{ts}
+}
+
+// quiet logs the SDK client's warnings and errors only.
+func quiet() log.Logger {
+	return log.NewStructuredLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+}

@@ -1,0 +1,165 @@
+// Package dbutil holds what the two store implementations share: migration
+// files, identifiers, time precision and limits.
+package dbutil
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mfaflow/mfaflow/store"
+)
+
+// Migration is one numbered schema change.
+type Migration struct {
+	Version int
+	Name    string // file name
+	SQL     string
+}
+
+// ReadMigrations returns the migrations in dir of fsys, files named
+// NNNN_description.sql, in version order. It returns an error for a file
+// that does not follow the pattern or a repeated version.
+func ReadMigrations(fsys fs.FS, dir string) ([]Migration, error) {
+	entries, err := fs.ReadDir(fsys, dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []Migration
+	seen := map[int]string{}
+	for _, e := range entries {
+		name := e.Name()
+		if e.IsDir() || !strings.HasSuffix(name, ".sql") {
+			continue
+		}
+		num, _, ok := strings.Cut(name, "_")
+		v, err := strconv.Atoi(num)
+		if !ok || err != nil || v <= 0 {
+			return nil, fmt.Errorf("migration %s: name is not NNNN_description.sql", name)
+		}
+		if other, dup := seen[v]; dup {
+			return nil, fmt.Errorf("migrations %s and %s share version %d", other, name, v)
+		}
+		seen[v] = name
+		b, err := fs.ReadFile(fsys, path.Join(dir, name))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, Migration{Version: v, Name: name, SQL: string(b)})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Version < out[j].Version })
+	return out, nil
+}
+
+// NewID returns prefix_ followed by 128 random bits in hex.
+func NewID(prefix string) string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return prefix + "_" + hex.EncodeToString(b[:])
+}
+
+// Time returns t in UTC at the microsecond precision both databases keep.
+// The zero time stays zero.
+func Time(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Time{}
+	}
+	return t.UTC().Truncate(time.Microsecond)
+}
+
+// Now returns the current time as Time stores it.
+func Now() time.Time { return Time(time.Now()) }
+
+// Limit applies the default (100) and the cap (1000) of list limits.
+func Limit(n int) int {
+	switch {
+	case n <= 0:
+		return 100
+	case n > 1000:
+		return 1000
+	}
+	return n
+}
+
+// MarshalMap encodes a details map as JSON; nil for an empty map.
+func MarshalMap(m map[string]string) ([]byte, error) {
+	if len(m) == 0 {
+		return nil, nil
+	}
+	return json.Marshal(m)
+}
+
+// UnmarshalMap decodes what MarshalMap encoded; nil for empty input.
+func UnmarshalMap(b []byte) (map[string]string, error) {
+	if len(b) == 0 {
+		return nil, nil
+	}
+	var m map[string]string
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// Logins returns the logins without repeats, in their first order.
+func Logins(in []store.Login) []store.Login {
+	out := make([]store.Login, 0, len(in))
+	seen := map[store.Login]bool{}
+	for _, l := range in {
+		if !seen[l] {
+			seen[l] = true
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// DuplicateSerials returns the serials repeated in batch, sorted.
+func DuplicateSerials(batch []store.HardwareToken) []string {
+	count := map[string]int{}
+	for _, t := range batch {
+		count[t.Serial]++
+	}
+	var dup []string
+	for s, n := range count {
+		if n > 1 {
+			dup = append(dup, s)
+		}
+	}
+	sort.Strings(dup)
+	return dup
+}
+
+// SealedColumns returns the key id and ciphertext columns and the id column
+// of a sealed table, or false for an unknown table.
+func SealedColumns(t store.SealedTable) (keyID, sealed, id string, ok bool) {
+	switch t {
+	case store.SealedDevices:
+		return "secret_key_id", "sealed_secret", "id", true
+	case store.SealedTokens:
+		return "seed_key_id", "sealed_seed", "serial", true
+	}
+	return "", "", "", false
+}
+
+// ChallengeRefusal returns why c cannot be tried at now, in the order of
+// precedence of store.ChallengeStore: ErrChallengeUsed, ErrChallengeExpired,
+// ErrChallengeExhausted; nil when it can.
+func ChallengeRefusal(c store.SMSChallenge, now time.Time) error {
+	switch {
+	case !c.UsedAt.IsZero():
+		return store.ErrChallengeUsed
+	case !now.Before(c.ExpiresAt):
+		return store.ErrChallengeExpired
+	case c.TriesLeft <= 0:
+		return store.ErrChallengeExhausted
+	}
+	return nil
+}

@@ -1,0 +1,122 @@
+package pgstore_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mfaflow/mfaflow/internal/harness"
+	"github.com/mfaflow/mfaflow/store"
+	"github.com/mfaflow/mfaflow/store/pgstore"
+	"github.com/mfaflow/mfaflow/store/storetest"
+)
+
+func TestMain(m *testing.M) { harness.Main(m) }
+
+// mustOpen opens and migrates a store on url and closes it when t ends.
+func mustOpen(t *testing.T, url string) *pgstore.DB {
+	t.Helper()
+	return storetest.OpenPostgres(t, url)
+}
+
+func TestContract(t *testing.T) {
+	start := time.Now()
+	storetest.Run(t, func(t *testing.T) store.Store { return mustOpen(t, harness.PostgresURL(t)) })
+	t.Cleanup(func() { t.Logf("contract suite on PostgreSQL: %v", time.Since(start)) })
+}
+
+func TestMigrateConcurrently(t *testing.T) {
+	url := harness.PostgresURL(t)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for range 8 {
+		wg.Go(func() {
+			db, err := pgstore.Open(ctx, url)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer db.Close()
+			errs <- db.Migrate(ctx)
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("concurrent Migrate: %v", err)
+		}
+	}
+	db := mustOpen(t, url) // and once more: nothing left to do
+	if err := db.ExecRaw(ctx, `DO $$ BEGIN
+		IF (SELECT count(*) FROM schema_migrations) <> 2 THEN RAISE EXCEPTION 'wrong count'; END IF; END $$`); err != nil {
+		t.Fatalf("schema_migrations: %v", err)
+	}
+}
+
+func TestClosedPortIsUnavailable(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// Port 1 on loopback: nothing listens there.
+	db, err := pgstore.Open(ctx, "postgres://u:s3cret-pw@127.0.0.1:1/db?sslmode=disable")
+	if err != nil {
+		t.Fatalf("Open must not connect: %v", err)
+	}
+	defer db.Close()
+	checkUnavailable(t, ctx, db)
+}
+
+func checkUnavailable(t *testing.T, ctx context.Context, db *pgstore.DB) {
+	t.Helper()
+	_, stepErr := db.AdvanceStep(ctx, "dev", 1)
+	_, _, spendErr := db.SpendAttempt(ctx, "acc", time.Now(), func(int, time.Time) (time.Time, bool) { return time.Time{}, false })
+	_, getErr := db.GetAccount(ctx, "acc")
+	_, auditErr := db.AppendAudit(ctx, store.AuditEntry{Actor: "system", Action: "test", Outcome: "ok"})
+	for name, err := range map[string]error{"Ping": db.Ping(ctx), "AdvanceStep": stepErr, "SpendAttempt": spendErr,
+		"GetAccount": getErr, "AppendAudit": auditErr} {
+		if !errors.Is(err, store.ErrUnavailable) {
+			t.Errorf("%s error = %v, want ErrUnavailable", name, err)
+		}
+		if err != nil && strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("%s error shows the password: %v", name, err)
+		}
+	}
+}
+
+func TestInvalidURLHidesPassword(t *testing.T) {
+	_, err := pgstore.Open(context.Background(), "postgres://u:s3cret-pw@host:notaport/db")
+	if err == nil || strings.Contains(err.Error(), "s3cret") {
+		t.Fatalf("Open error = %v, want one without the password", err)
+	}
+}
+
+func TestServerStopAndRecovery(t *testing.T) {
+	pg := harness.NewPostgres(t)
+	db := mustOpen(t, pg.URL(t))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := db.AppendAudit(ctx, store.AuditEntry{Actor: "system", Action: "before", Outcome: "ok"}); err != nil {
+		t.Fatal(err)
+	}
+	pg.Stop(t)
+	checkUnavailable(t, ctx, db)
+	pg.Start(t)
+	deadline := time.Now().Add(15 * time.Second)
+	for db.Ping(ctx) != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("store did not recover within 15s of the server's restart")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if _, err := db.AppendAudit(ctx, store.AuditEntry{Actor: "system", Action: "after", Outcome: "ok"}); err != nil {
+		t.Fatalf("after recovery: %v", err)
+	}
+	got, err := db.ListAudit(ctx, store.AuditFilter{})
+	if err != nil || len(got) != 2 {
+		t.Fatalf("ListAudit after recovery = %d entries, %v; want 2", len(got), err)
+	}
+}

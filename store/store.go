@@ -1,0 +1,382 @@
+// Package store defines the app store: the account directory, the audit log,
+// the notification outbox and (later) devices, tokens and failure budgets.
+// Two implementations satisfy Store: pgstore (PostgreSQL through pgx) for
+// production and sqlitestore (modernc.org/sqlite, no cgo) for the dev stack.
+// The contract suite in storetest runs the same cases against both.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/mfaflow/mfaflow/mfa"
+)
+
+// Errors returned by every Store implementation. Callers check them with errors.Is.
+var (
+	// ErrNotFound means the requested row does not exist.
+	ErrNotFound = errors.New("store: not found")
+	// ErrConflict means a uniqueness or state rule refused the write.
+	ErrConflict = errors.New("store: conflict")
+	// ErrUnavailable means the database could not be reached; callers answer 503.
+	ErrUnavailable = errors.New("store: unavailable")
+
+	// ErrChallengeExpired means an SMS challenge is past its expiry.
+	ErrChallengeExpired = errors.New("store: sms challenge expired")
+	// ErrChallengeUsed means an SMS challenge was already used.
+	ErrChallengeUsed = errors.New("store: sms challenge already used")
+	// ErrChallengeExhausted means an SMS challenge has no tries left.
+	ErrChallengeExhausted = errors.New("store: sms challenge has no tries left")
+)
+
+// SerialConflictError is the error of ImportTokens when serials of the batch
+// are already in the inventory or repeated within the batch. It matches
+// ErrConflict with errors.Is; its message gives only the count.
+type SerialConflictError struct {
+	Serials []string // the clashing serials, sorted
+}
+
+// Error returns a message with the number of clashing serials.
+func (e *SerialConflictError) Error() string {
+	return fmt.Sprintf("store: %d serial(s) already in the inventory or repeated in the batch", len(e.Serials))
+}
+
+// Is reports whether target is ErrConflict.
+func (e *SerialConflictError) Is(target error) bool { return target == ErrConflict }
+
+// AccountType says whether an account belongs to a person or a company.
+type AccountType string
+
+// Account types.
+const (
+	Personal   AccountType = "personal"
+	Enterprise AccountType = "enterprise"
+)
+
+// LoginKind is the kind of login id an account was registered with.
+type LoginKind string
+
+// Login kinds from the seed: QQ, email, WeChat and WeChat official account.
+const (
+	LoginQQ             LoginKind = "qq"
+	LoginEmail          LoginKind = "email"
+	LoginWeChat         LoginKind = "wechat"
+	LoginWeChatOfficial LoginKind = "wechat_official"
+)
+
+// LoginMethod is how login protection is checked for an account.
+type LoginMethod string
+
+// Login methods: ordinary accounts use the platform's security-center token,
+// beta accounts their MFA device.
+const (
+	LoginSecurityCenter LoginMethod = "security_center"
+	LoginMFA            LoginMethod = "mfa"
+)
+
+// Login is one login id of an account.
+type Login struct {
+	Kind LoginKind `json:"kind"`
+	ID   string    `json:"id"`
+}
+
+// RealName is the account's real-name verification record.
+type RealName struct {
+	Verified bool   `json:"verified"`
+	Name     string `json:"name,omitempty"`
+	IDNumber string `json:"id_number,omitempty"`
+}
+
+// Company is the enterprise record of an enterprise account.
+type Company struct {
+	Name      string `json:"name,omitempty"`
+	RegNumber string `json:"reg_number,omitempty"`
+}
+
+// Account is an entry of the account directory.
+type Account struct {
+	ID          string      `json:"account_id"`
+	Type        AccountType `json:"type"`
+	BoundPhone  string      `json:"bound_phone"`
+	Email       string      `json:"email,omitempty"`
+	Logins      []Login     `json:"logins"`
+	RealName    RealName    `json:"real_name"`
+	Company     Company     `json:"company"`
+	LoginMethod LoginMethod `json:"login_method"`
+	CreatedAt   time.Time   `json:"created_at"`
+	UpdatedAt   time.Time   `json:"updated_at"`
+}
+
+// AuditEntry is one append-only audit record. Details never hold secrets,
+// codes, ID numbers or document bytes.
+type AuditEntry struct {
+	ID        int64             `json:"id"`
+	At        time.Time         `json:"at"`
+	Actor     string            `json:"actor"`   // "console", "admin:<sub>", "reviewer:<sub>", "applicant:<appeal>", "system"
+	Action    string            `json:"action"`  // dotted verb, e.g. "account.put", "device.bind"
+	Outcome   string            `json:"outcome"` // "ok", "denied", "invalid", "failed"
+	AccountID string            `json:"account_id,omitempty"`
+	Subject   string            `json:"subject,omitempty"` // appeal id, device id, serial…
+	RemoteIP  string            `json:"remote_ip,omitempty"`
+	Details   map[string]string `json:"details,omitempty"`
+}
+
+// AuditFilter selects audit entries, newest first.
+type AuditFilter struct {
+	AccountID string // empty: all accounts
+	Subject   string // empty: all subjects
+	BeforeID  int64  // 0: from the newest
+	Limit     int    // 0: 100; capped at 1000
+}
+
+// OutboxMessage is a notification captured by the dev notifier (and kept for
+// inspection at GET /dev/outbox).
+type OutboxMessage struct {
+	ID      int64             `json:"id"`
+	At      time.Time         `json:"at"`
+	Channel string            `json:"channel"` // "sms", "email", "webhook"
+	To      string            `json:"to"`
+	Kind    string            `json:"kind"` // e.g. "sms_code", "device_bound", "revoke_sessions"
+	Body    string            `json:"body"`
+	Data    map[string]string `json:"data,omitempty"`
+}
+
+// Migrator is a store whose schema comes from migrations embedded in the
+// binary; `mfaflow migrate` calls it through this interface.
+type Migrator interface {
+	// Migrate applies, in order and in one transaction, the embedded
+	// migrations the database has not applied yet. It is idempotent and safe
+	// to run from several processes at once. It returns ErrUnavailable when
+	// the database cannot be reached.
+	Migrate(ctx context.Context) error
+}
+
+// Store is the app store. Implementations are safe for concurrent use.
+// Unless a method says otherwise, every method returns an error matching
+// ErrUnavailable when the database cannot be reached.
+type Store interface {
+	// Ping checks the database is reachable. It returns ErrUnavailable otherwise.
+	Ping(ctx context.Context) error
+	// Close releases the connections.
+	Close() error
+
+	// PutAccount creates or replaces the directory entry a.ID. It reports
+	// whether the entry was created. CreatedAt is kept on replace. It returns
+	// ErrConflict when one of a.Logins belongs to another account.
+	PutAccount(ctx context.Context, a Account) (created bool, err error)
+	// GetAccount returns the entry or ErrNotFound.
+	GetAccount(ctx context.Context, id string) (Account, error)
+	// FindAccountByLogin returns the account that has the login (kind, id),
+	// or ErrNotFound.
+	FindAccountByLogin(ctx context.Context, kind LoginKind, id string) (Account, error)
+
+	// AppendAudit appends e (ID and, when zero, At are assigned) and returns it.
+	AppendAudit(ctx context.Context, e AuditEntry) (AuditEntry, error)
+	// ListAudit returns entries matching f, newest first.
+	ListAudit(ctx context.Context, f AuditFilter) ([]AuditEntry, error)
+
+	// AddOutbox stores m (ID and, when zero, At are assigned).
+	AddOutbox(ctx context.Context, m OutboxMessage) (OutboxMessage, error)
+	// ListOutbox returns messages to the recipient (all when to is empty), newest first.
+	ListOutbox(ctx context.Context, to string, limit int) ([]OutboxMessage, error)
+
+	DeviceStore
+	TokenStore
+	ChallengeStore
+	SealedStore
+	mfa.BudgetStore
+}
+
+// DeviceType is the kind of an MFA device.
+type DeviceType string
+
+// Device types.
+const (
+	Virtual  DeviceType = "virtual"  // an authenticator app
+	Hardware DeviceType = "hardware" // a token card from the inventory
+)
+
+// DeviceStatus is where a device is in its life.
+type DeviceStatus string
+
+// Device statuses.
+const (
+	DevicePending DeviceStatus = "pending"
+	DeviceActive  DeviceStatus = "active"
+	DeviceRevoked DeviceStatus = "revoked"
+)
+
+// Device is an MFA device bound (or being bound) to an account.
+type Device struct {
+	ID            string       `json:"id"` // assigned by CreateDevice when empty
+	AccountID     string       `json:"account_id"`
+	Type          DeviceType   `json:"type"`
+	Name          string       `json:"name,omitempty"`
+	Serial        string       `json:"serial,omitempty"` // hardware only
+	Secret        mfa.Sealed   `json:"-"`                // sealed with mfa.AAD(string(SealedDevices), ID)
+	Algorithm     string       `json:"algorithm"`        // "SHA1", "SHA256", "SHA512"
+	Digits        int          `json:"digits"`
+	PeriodSeconds int          `json:"period_seconds"`
+	LastStep      int64        `json:"-"` // last time step accepted; codes at or before it are replays
+	Drift         int64        `json:"drift"`
+	Status        DeviceStatus `json:"status"`
+	CreatedAt     time.Time    `json:"created_at"`
+	BoundAt       time.Time    `json:"bound_at,omitzero"`     // zero while pending
+	LastUsedAt    time.Time    `json:"last_used_at,omitzero"` // zero until first use
+	RevokedAt     time.Time    `json:"revoked_at,omitzero"`
+}
+
+// Protection is an account's MFA protection scope.
+type Protection struct {
+	Login     bool      `json:"login"`
+	Operation bool      `json:"operation"`
+	UpdatedAt time.Time `json:"updated_at,omitzero"` // zero: never set
+}
+
+// DeviceStore keeps MFA devices, their used time steps and the accounts'
+// protection settings. The number of active devices per account is limited
+// by the caller.
+type DeviceStore interface {
+	// CreateDevice stores d (ID assigned when empty, CreatedAt set to now,
+	// BoundAt set to now when d is active and BoundAt is zero) and returns
+	// it. It returns ErrConflict when the ID exists or the serial is on
+	// another device that is not revoked.
+	CreateDevice(ctx context.Context, d Device) (Device, error)
+	// GetDevice returns the device or ErrNotFound.
+	GetDevice(ctx context.Context, id string) (Device, error)
+	// ListDevices returns the account's devices of every status, oldest first.
+	ListDevices(ctx context.Context, accountID string) ([]Device, error)
+	// ActivateDevice moves a pending device to active, bound at at. It
+	// returns ErrNotFound, or ErrConflict when the device is not pending.
+	ActivateDevice(ctx context.Context, id string, at time.Time) (Device, error)
+	// RevokeDevice revokes the device at at. It reports false when the
+	// device was already revoked, and returns ErrNotFound for an unknown one.
+	RevokeDevice(ctx context.Context, id string, at time.Time) (bool, error)
+	// TouchDevice records a use at at (last_used_at never goes back). It
+	// returns ErrNotFound for an unknown device.
+	TouchDevice(ctx context.Context, id string, at time.Time) error
+	// ResyncDevice records drift (in steps) and, like AdvanceStep, moves the
+	// last used step to step if and only if step is greater; it reports
+	// false, changing nothing, otherwise. It returns ErrNotFound for an
+	// unknown device.
+	ResyncDevice(ctx context.Context, id string, drift, step int64) (bool, error)
+	// AdvanceStep sets the device's last used step to step if and only if
+	// step is greater (compare-and-set) and reports false otherwise: the code
+	// was used already. It returns an error matching both ErrNotFound and
+	// mfa.ErrNotFound for an unknown device.
+	AdvanceStep(ctx context.Context, deviceID string, step int64) (bool, error)
+
+	// GetProtection returns the account's protection; the zero Protection
+	// when it was never set.
+	GetProtection(ctx context.Context, accountID string) (Protection, error)
+	// SetProtection stores the account's protection (UpdatedAt set to now)
+	// and returns it.
+	SetProtection(ctx context.Context, accountID string, p Protection) (Protection, error)
+}
+
+// TokenState is where a hardware token is in the inventory.
+type TokenState string
+
+// Token states.
+const (
+	TokenUnassigned TokenState = "unassigned"
+	TokenBound      TokenState = "bound"
+	TokenRevoked    TokenState = "revoked"
+)
+
+// HardwareToken is a token card of the platform's inventory.
+type HardwareToken struct {
+	Serial        string     `json:"serial"`
+	Seed          mfa.Sealed `json:"-"` // sealed with mfa.AAD(string(SealedTokens), Serial)
+	Algorithm     string     `json:"algorithm"`
+	Digits        int        `json:"digits"`
+	PeriodSeconds int        `json:"period_seconds"`
+	State         TokenState `json:"state"`                // ImportTokens stores unassigned
+	AccountID     string     `json:"account_id,omitempty"` // set while bound
+	DeviceID      string     `json:"device_id,omitempty"`  // set while bound
+	BatchID       string     `json:"batch_id,omitempty"`
+	ImportedAt    time.Time  `json:"imported_at"`
+	BoundAt       time.Time  `json:"bound_at,omitzero"`
+}
+
+// TokenStore keeps the hardware token inventory.
+type TokenStore interface {
+	// ImportTokens adds the batch, all or nothing, as unassigned tokens
+	// imported now, and returns how many it added. It returns a
+	// *SerialConflictError (matching ErrConflict) listing every serial that
+	// is already in the inventory or repeated in the batch.
+	ImportTokens(ctx context.Context, batch []HardwareToken) (int, error)
+	// GetToken returns the token or ErrNotFound.
+	GetToken(ctx context.Context, serial string) (HardwareToken, error)
+	// AssignToken binds an unassigned token to the account's device at at
+	// (compare-and-set: of concurrent calls for one serial exactly one wins).
+	// Assigning it again to the same account and device succeeds. It returns
+	// ErrNotFound for an unknown serial and ErrConflict when the token is
+	// bound elsewhere or revoked.
+	AssignToken(ctx context.Context, serial, accountID, deviceID string, at time.Time) error
+	// ReleaseToken returns a token bound to deviceID to the unassigned pool.
+	// It reports false, changing nothing, when the token is not bound to
+	// deviceID (already released, or bound since to another device), and
+	// returns ErrNotFound for an unknown serial.
+	ReleaseToken(ctx context.Context, serial, deviceID string) (bool, error)
+}
+
+// SMSChallenge is an SMS verification code sent to an account's phone; only
+// the code's hash is stored.
+type SMSChallenge struct {
+	ID        string    `json:"id"` // assigned by CreateSMSChallenge when empty
+	AccountID string    `json:"account_id"`
+	Purpose   string    `json:"purpose"` // e.g. "bind_device"
+	CodeHash  []byte    `json:"-"`
+	CreatedAt time.Time `json:"created_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+	TriesLeft int       `json:"tries_left"`
+	UsedAt    time.Time `json:"used_at,omitzero"`
+}
+
+// ChallengeStore keeps SMS challenges.
+type ChallengeStore interface {
+	// CreateSMSChallenge stores c (ID assigned when empty, CreatedAt set to
+	// now) and returns it. It returns ErrConflict when the ID exists.
+	CreateSMSChallenge(ctx context.Context, c SMSChallenge) (SMSChallenge, error)
+	// AttemptSMSChallenge atomically spends one try of the challenge at now
+	// and returns it with the remaining tries, for the caller to compare the
+	// code's hash. It returns ErrNotFound, ErrChallengeUsed,
+	// ErrChallengeExpired or ErrChallengeExhausted (in that order of
+	// precedence), spending nothing, when the challenge cannot be tried.
+	AttemptSMSChallenge(ctx context.Context, id string, now time.Time) (SMSChallenge, error)
+	// UseSMSChallenge marks the challenge used at now (compare-and-set: it
+	// succeeds once). It returns ErrNotFound, ErrChallengeUsed or
+	// ErrChallengeExpired.
+	UseSMSChallenge(ctx context.Context, id string, now time.Time) error
+}
+
+// SealedTable names a table holding sealed secrets. Its value is the table
+// argument of mfa.AAD for the rows' additional data.
+type SealedTable string
+
+// Tables with sealed secrets.
+const (
+	SealedDevices SealedTable = "devices"         // row id: Device.ID
+	SealedTokens  SealedTable = "hardware_tokens" // row id: HardwareToken.Serial
+)
+
+// SealedRow is one sealed secret, for key rotation.
+type SealedRow struct {
+	Table  SealedTable
+	ID     string
+	Sealed mfa.Sealed
+}
+
+// SealedStore lets `mfaflow keys rotate` re-encrypt secrets online.
+type SealedStore interface {
+	// ListSealed returns up to limit (0: 100, at most 1000) rows of table
+	// with an ID after afterID, in ID order; page with the last ID returned.
+	ListSealed(ctx context.Context, table SealedTable, afterID string, limit int) ([]SealedRow, error)
+	// Reseal replaces the sealed value of row id if its key id is still
+	// oldKeyID (compare-and-set). It returns ErrNotFound for an unknown row
+	// and ErrConflict when the row's key id changed meanwhile.
+	Reseal(ctx context.Context, table SealedTable, id, oldKeyID string, s mfa.Sealed) error
+}
