@@ -1,7 +1,6 @@
 package api
 
 import (
-	"errors"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -26,11 +25,11 @@ func accountID(c *gin.Context) (string, error) {
 
 // accountRequest is the body of PUT /v1/admin/accounts/{account_id}.
 type accountRequest struct {
-	Type        string        `json:"type"`
-	BoundPhone  string        `json:"bound_phone"`
-	Email       string        `json:"email"`
-	Logins      []store.Login `json:"logins"`
-	RealName    *struct {
+	Type       string        `json:"type"`
+	BoundPhone string        `json:"bound_phone"`
+	Email      string        `json:"email"`
+	Logins     []store.Login `json:"logins"`
+	RealName   *struct {
 		Verified bool   `json:"verified"`
 		Name     string `json:"name"`
 		IDNumber string `json:"id_number"`
@@ -159,8 +158,9 @@ func (s *Server) handlePutAccount() gin.HandlerFunc {
 				}
 			}
 		}
-		var e *Error
-		if errors.As(err, &e) {
+		// Every refusal of the input (4xx, including a body over the cap)
+		// is audited; store failures are only logged.
+		if e, known := toError(err); known && e.Status < 500 {
 			entry.Outcome = "invalid"
 			entry.Details = map[string]string{"code": e.Code}
 			if e.Field != "" {

@@ -79,4 +79,3 @@ func jsonKind(k string) string {
 	}
 	return "of another type"
 }
-

@@ -127,13 +127,12 @@ func (s *Server) recoverer() gin.HandlerFunc {
 	}
 }
 
-// limitBody caps the request body for JSON routes.
+// limitBody caps the request body for JSON routes. An oversized body is
+// refused (413) by the handler when it reads past the cap, not here, so the
+// refusal goes through the handler's audit like any other bad input; at
+// most MaxBody+1 bytes are read.
 func (s *Server) limitBody() gin.HandlerFunc {
 	return func(c *gin.Context) {
-		if c.Request.ContentLength > s.deps.MaxBody {
-			fail(c, s.log, errorf(http.StatusRequestEntityTooLarge, "too_large", "the body is larger than %d bytes", s.deps.MaxBody))
-			return
-		}
 		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, s.deps.MaxBody)
 		c.Next()
 	}

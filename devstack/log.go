@@ -3,6 +3,7 @@ package devstack
 import (
 	"context"
 	"log/slog"
+	"sync/atomic"
 
 	"go.temporal.io/server/common/log"
 	"go.temporal.io/server/common/log/tag"
@@ -43,8 +44,12 @@ func quiet(l *slog.Logger, min slog.Level) *slog.Logger {
 // serverLogger adapts a *slog.Logger to the Temporal server's log.Logger.
 // DPanic, Panic and Fatal are logged as errors and return: the embedded
 // server must never end or crash the host process through its logger.
+// Once stopping is set only errors pass: a stopping server warns about every
+// poll and dial its own shutdown interrupts, and a few of its gRPC client
+// connections keep redialling the closed frontend after Stop.
 type serverLogger struct {
-	l *slog.Logger
+	l        *slog.Logger
+	stopping *atomic.Bool
 }
 
 var (
@@ -66,7 +71,7 @@ func (s serverLogger) Fatal(msg string, tags ...tag.Tag) {
 
 // With returns a logger that adds tags to every record.
 func (s serverLogger) With(tags ...tag.Tag) log.Logger {
-	return serverLogger{l: s.l.With(tagArgs(tags)...)}
+	return serverLogger{l: s.l.With(tagArgs(tags)...), stopping: s.stopping}
 }
 
 // SLog exposes the underlying logger to server components that log through
@@ -75,6 +80,9 @@ func (s serverLogger) SLog() *slog.Logger { return s.l }
 
 func (s serverLogger) log(level slog.Level, msg string, tags []tag.Tag) {
 	ctx := context.Background()
+	if level < slog.LevelError && s.stopping != nil && s.stopping.Load() {
+		return
+	}
 	if !s.l.Enabled(ctx, level) {
 		return
 	}

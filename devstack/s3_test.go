@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"io"
+	"net"
 	"os"
 	"testing"
 	"time"
@@ -144,7 +145,13 @@ func TestS3(t *testing.T) {
 	}
 
 	// Configuration errors.
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = busy.Close() }()
 	for i, bad := range []S3Config{
+		{Dir: dir, Addr: busy.Addr().String(), AccessKey: testAccessKey, SecretKey: testSecretKey},
 		{Dir: dir, SecretKey: testSecretKey},
 		{Dir: dir, AccessKey: testAccessKey},
 		{AccessKey: testAccessKey, SecretKey: testSecretKey},

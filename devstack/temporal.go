@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
@@ -74,8 +75,10 @@ type TemporalConfig struct {
 // matching and worker services in this process) with an optional Web UI.
 type Temporal struct {
 	server    temporal.Server
+	stopping  *atomic.Bool
 	ui        *uiServer
 	frontend  string
+	httpAddr  string
 	uiAddr    string
 	namespace string
 	logger    *slog.Logger
@@ -117,7 +120,8 @@ func StartTemporal(ctx context.Context, cfg TemporalConfig) (*Temporal, error) {
 		return nil, err
 	}
 	conf := serverConfig(cfg, ports, sqlCfg)
-	serverLog := serverLogger{l: quiet(logger.With("component", "temporal"), slog.LevelWarn)}
+	stopping := new(atomic.Bool)
+	serverLog := serverLogger{l: quiet(logger.With("component", "temporal"), slog.LevelWarn), stopping: stopping}
 	server, err := temporal.NewServer(
 		temporal.WithConfig(conf),
 		temporal.ForServices(temporal.DefaultServices),
@@ -142,12 +146,15 @@ func StartTemporal(ctx context.Context, cfg TemporalConfig) (*Temporal, error) {
 		return nil, fmt.Errorf("devstack: create temporal server: %w", err)
 	}
 	if err := server.Start(); err != nil {
+		stopping.Store(true)
 		_ = server.Stop()
 		return nil, fmt.Errorf("devstack: start temporal server: %w", err)
 	}
 	t := &Temporal{
 		server:    server,
+		stopping:  stopping,
 		frontend:  net.JoinHostPort(connectHost(cfg.IP), strconv.Itoa(ports.frontend)),
+		httpAddr:  net.JoinHostPort(connectHost(cfg.IP), strconv.Itoa(ports.frontendHTTP)),
 		namespace: cfg.Namespace,
 		logger:    logger,
 	}
@@ -187,6 +194,10 @@ func StartTemporal(ctx context.Context, cfg TemporalConfig) (*Temporal, error) {
 // for client.Options.HostPort.
 func (t *Temporal) FrontendAddr() string { return t.frontend }
 
+// FrontendHTTPAddr returns the address of the frontend's HTTP API (for
+// example GET /api/v1/namespaces) as host:port.
+func (t *Temporal) FrontendHTTPAddr() string { return t.httpAddr }
+
 // UIAddr returns the Web UI's address as host:port, or "" when no UI runs.
 func (t *Temporal) UIAddr() string { return t.uiAddr }
 
@@ -198,6 +209,7 @@ func (t *Temporal) Namespace() string { return t.namespace }
 // reports one while stopping.
 func (t *Temporal) Stop() error {
 	t.stopOnce.Do(func() {
+		t.stopping.Store(true)
 		if t.ui != nil {
 			t.ui.stop()
 		}
@@ -253,7 +265,7 @@ func (cfg *TemporalConfig) normalize() error {
 }
 
 type temporalPorts struct {
-	frontend, history, matching, worker, ui int
+	frontend, frontendHTTP, history, matching, worker, ui int
 }
 
 // ports picks the listening ports: the configured frontend and UI ports, or
@@ -266,7 +278,7 @@ func (cfg *TemporalConfig) ports() (temporalPorts, error) {
 	}
 	p := temporalPorts{history: internal[0], matching: internal[1], worker: internal[2]}
 
-	want := 0
+	want := 1 // the frontend's HTTP API
 	if cfg.FrontendPort == 0 {
 		want++
 	}
@@ -278,6 +290,7 @@ func (cfg *TemporalConfig) ports() (temporalPorts, error) {
 		return temporalPorts{}, err
 	}
 	p.frontend, p.ui = cfg.FrontendPort, cfg.UIPort
+	p.frontendHTTP, public = public[0], public[1:]
 	if p.frontend == 0 {
 		p.frontend, public = public[0], public[1:]
 	} else if err := checkBindable(cfg.IP, p.frontend); err != nil {
@@ -360,8 +373,9 @@ func createNamespace(sqlCfg *config.SQL, cfg TemporalConfig) error {
 }
 
 // serverConfig builds the static server configuration: SQLite for history
-// and visibility, one history shard, every service on loopback, and no
-// metrics, pprof, membership or HTTP API listeners.
+// and visibility, one history shard, the frontend (gRPC and HTTP API) on
+// cfg.IP, the other services on loopback, and no metrics, pprof or
+// membership listeners.
 func serverConfig(cfg TemporalConfig, p temporalPorts, sqlCfg *config.SQL) *config.Config {
 	frontend := net.JoinHostPort(connectHost(cfg.IP), strconv.Itoa(p.frontend))
 	var conf config.Config
@@ -383,6 +397,7 @@ func serverConfig(cfg TemporalConfig, p temporalPorts, sqlCfg *config.SQL) *conf
 				Enabled:                true,
 				InitialFailoverVersion: 1,
 				RPCAddress:             frontend,
+				HTTPAddress:            net.JoinHostPort(connectHost(cfg.IP), strconv.Itoa(p.frontendHTTP)),
 			},
 		},
 	}
@@ -390,8 +405,11 @@ func serverConfig(cfg TemporalConfig, p temporalPorts, sqlCfg *config.SQL) *conf
 	service := func(ip string, port int) config.Service {
 		return config.Service{RPC: config.RPC{GRPCPort: port, BindOnIP: ip}}
 	}
+	front := service(cfg.IP, p.frontend)
+	// The HTTP API also serves Nexus; without it the server warns on start.
+	front.RPC.HTTPPort = p.frontendHTTP
 	conf.Services = map[string]config.Service{
-		string(primitives.FrontendService): service(cfg.IP, p.frontend),
+		string(primitives.FrontendService): front,
 		string(primitives.HistoryService):  service(loopback, p.history),
 		string(primitives.MatchingService): service(loopback, p.matching),
 		string(primitives.WorkerService):   service(loopback, p.worker),

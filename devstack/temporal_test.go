@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -87,6 +88,20 @@ func listSearchAttributes(t *testing.T, c client.Client, ns string) map[string]e
 	return resp.GetCustomAttributes()
 }
 
+// describeNamespace checks the namespace's retention and returns its id.
+func describeNamespace(t *testing.T, c client.Client, ns string) string {
+	t.Helper()
+	resp, err := c.WorkflowService().DescribeNamespace(context.Background(),
+		&workflowservice.DescribeNamespaceRequest{Namespace: ns})
+	if err != nil {
+		t.Fatalf("DescribeNamespace: %v", err)
+	}
+	if got := resp.GetConfig().GetWorkflowExecutionRetentionTtl().AsDuration(); got != DefaultRetention {
+		t.Fatalf("retention = %v, want %v", got, DefaultRetention)
+	}
+	return resp.GetNamespaceInfo().GetId()
+}
+
 func checkSearchAttributes(t *testing.T, got, want map[string]enumspb.IndexedValueType) {
 	t.Helper()
 	for name, typ := range want {
@@ -124,8 +139,18 @@ func TestTemporalPersistsAcrossRestart(t *testing.T) {
 		t.Fatalf("GET ui / = %s, %d bytes", resp.Status, len(body))
 	}
 
+	resp, err = http.Get("http://" + first.FrontendHTTPAddr() + "/api/v1/namespaces/mfaflow")
+	if err != nil {
+		t.Fatalf("GET frontend HTTP API: %v", err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET frontend HTTP API namespace = %s", resp.Status)
+	}
+
 	c := dialTest(t, first)
 	checkSearchAttributes(t, listSearchAttributes(t, c, first.Namespace()), attrs)
+	nsID := describeNamespace(t, c, first.Namespace())
 
 	w := worker.New(c, testTaskQueue, worker.Options{})
 	w.RegisterWorkflowWithOptions(greet, workflow.RegisterOptions{Name: "Greet"})
@@ -180,6 +205,9 @@ func TestTemporalPersistsAcrossRestart(t *testing.T) {
 	}
 	c2 := dialTest(t, second)
 	checkSearchAttributes(t, listSearchAttributes(t, c2, second.Namespace()), more)
+	if id := describeNamespace(t, c2, second.Namespace()); id != nsID {
+		t.Fatalf("namespace id after restart = %s, want %s", id, nsID)
+	}
 
 	desc, err := c2.DescribeWorkflowExecution(ctx, workflowID, run.GetRunID())
 	if err != nil {
@@ -227,16 +255,26 @@ func TestTemporalPersistsAcrossRestart(t *testing.T) {
 		t.Fatal("StartTemporal accepted a search attribute with a changed type")
 	} else if !strings.Contains(err.Error(), "MfaflowAssignee") {
 		t.Fatalf("conflict error does not name the attribute: %v", err)
+	} else {
+		t.Logf("changed type refused: %v", err)
 	}
 }
 
 func TestTemporalTwoInstances(t *testing.T) {
-	a := mustStartTemporal(t, TemporalConfig{DataDir: t.TempDir(), UIPort: -1})
-	b := mustStartTemporal(t, TemporalConfig{DataDir: t.TempDir(), UIPort: -1})
-	if a.FrontendAddr() == b.FrontendAddr() {
-		t.Fatalf("both instances on %s", a.FrontendAddr())
+	a := mustStartTemporal(t, TemporalConfig{DataDir: t.TempDir()})
+	b := mustStartTemporal(t, TemporalConfig{DataDir: t.TempDir()})
+	if a.FrontendAddr() == b.FrontendAddr() || a.UIAddr() == b.UIAddr() {
+		t.Fatalf("instances share addresses: %s %s, %s %s", a.FrontendAddr(), a.UIAddr(), b.FrontendAddr(), b.UIAddr())
 	}
 	for _, tmp := range []*Temporal{a, b} {
+		resp, err := http.Get("http://" + tmp.UIAddr() + "/")
+		if err != nil {
+			t.Fatalf("GET ui: %v", err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET ui %s = %s", tmp.UIAddr(), resp.Status)
+		}
 		c := dialTest(t, tmp)
 		if _, err := c.CheckHealth(context.Background(), &client.CheckHealthRequest{}); err != nil {
 			t.Fatalf("health of %s: %v", tmp.FrontendAddr(), err)
@@ -255,6 +293,12 @@ func TestTemporalTwoInstances(t *testing.T) {
 
 func TestTemporalConfigErrors(t *testing.T) {
 	ctx := context.Background()
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = busy.Close() }()
+	busyPort := busy.Addr().(*net.TCPAddr).Port
 	tests := []struct {
 		name string
 		cfg  TemporalConfig
@@ -263,6 +307,8 @@ func TestTemporalConfigErrors(t *testing.T) {
 		{"bad ip", TemporalConfig{DataDir: t.TempDir(), IP: "localhost"}},
 		{"bad port", TemporalConfig{DataDir: t.TempDir(), FrontendPort: 70000}},
 		{"bad ui port", TemporalConfig{DataDir: t.TempDir(), UIPort: -2}},
+		{"frontend port taken", TemporalConfig{DataDir: t.TempDir(), FrontendPort: busyPort}},
+		{"ui port taken", TemporalConfig{DataDir: t.TempDir(), UIPort: busyPort}},
 		{"unspecified attribute type", TemporalConfig{DataDir: t.TempDir(),
 			SearchAttributes: map[string]enumspb.IndexedValueType{"X": enumspb.INDEXED_VALUE_TYPE_UNSPECIFIED}}},
 	}

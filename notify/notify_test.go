@@ -79,4 +79,3 @@ func TestVerifyRejectsOldTimestamp(t *testing.T) {
 		t.Fatal("a fresh signature was refused")
 	}
 }
-

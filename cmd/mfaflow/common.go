@@ -187,4 +187,3 @@ func hostURL(a net.Addr) string {
 	}
 	return "http://" + s
 }
-

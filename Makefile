@@ -1,0 +1,49 @@
+# mfaflow — see README.md.
+GO            ?= go
+BIN           := $(CURDIR)/bin
+# Keep in step with internal/harness.MinIOVersion.
+MINIO_VERSION := v0.0.0-20260212201848-7aac2a2c5b7c
+FUZZTIME      ?= 10s
+TEST_TIMEOUT  ?= 45m
+
+.PHONY: dev build test test-go fuzz-short fuzz lint bench deps clean
+
+## dev: run everything embedded (Temporal, S3, SQLite, worker, API) in one process
+dev:
+	$(GO) run ./cmd/mfaflow dev
+
+build:
+	$(GO) build -o $(BIN)/mfaflow ./cmd/mfaflow
+
+## deps: what the tests need on a fresh machine: PostgreSQL binaries and the pinned MinIO server
+deps: $(BIN)/minio
+	@scripts/test-deps.sh
+
+$(BIN)/minio:
+	@echo "building MinIO $(MINIO_VERSION) into $(BIN) (about 5 minutes cold)"
+	GOBIN=$(BIN) GOFLAGS= $(GO) install github.com/minio/minio@$(MINIO_VERSION)
+
+## test: lint, every test with the race detector against real servers, then each fuzz target briefly
+test: deps lint test-go fuzz-short
+
+test-go:
+	MFAFLOW_MINIO_BIN=$(BIN)/minio $(GO) test -race -timeout $(TEST_TIMEOUT) ./...
+
+fuzz-short:
+	@FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
+
+## fuzz: a longer fuzzing run (FUZZTIME=10m make fuzz)
+fuzz:
+	@FUZZTIME=$${FUZZTIME:-5m} scripts/fuzz.sh
+
+lint:
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+## bench: Go benchmarks side by side with their baselines; writes BENCHMARKS.md
+bench: deps
+	@scripts/bench.sh
+
+clean:
+	rm -rf $(BIN) .cache

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs what the integration tests need and a fresh machine lacks:
+# PostgreSQL's server binaries (initdb, pg_ctl) for the harness's throwaway
+# clusters. The pinned MinIO server is built by the Makefile.
+set -euo pipefail
+
+have_pg() {
+  command -v initdb >/dev/null 2>&1 && return 0
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1
+}
+
+if ! have_pg; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing PostgreSQL (Debian package) for the test harness"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq postgresql >/dev/null
+  else
+    echo "PostgreSQL's initdb/pg_ctl are missing: install Debian's 'postgresql' package or set DATABASE_URL" >&2
+    exit 1
+  fi
+fi
+echo "test deps: PostgreSQL $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | head -1 || command -v initdb)"
