@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mfaflow/mfaflow/blob"
+	"github.com/mfaflow/mfaflow/devstack"
 	"github.com/mfaflow/mfaflow/internal/harness"
 )
 
@@ -152,3 +153,15 @@ func TestMinIODownIsUnavailable(t *testing.T) {
 type onlyReader struct{ r io.Reader }
 
 func (o onlyReader) Read(p []byte) (int, error) { return o.r.Read(p) }
+
+// TestEmbeddedS3 runs the same contract on the dev stack's embedded server.
+func TestEmbeddedS3(t *testing.T) {
+	s3, err := devstack.StartS3(context.Background(), devstack.S3Config{
+		Dir: t.TempDir(), Addr: "127.0.0.1:0", AccessKey: "embedded-test", SecretKey: "embedded-test-secret-0123456789",
+	})
+	if err != nil {
+		t.Fatalf("StartS3: %v", err)
+	}
+	defer s3.Stop()
+	runContract(t, blob.Config{Endpoint: s3.Endpoint(), AccessKey: "embedded-test", SecretKey: "embedded-test-secret-0123456789", Bucket: "mfaflow-documents"})
+}

@@ -12,36 +12,35 @@ import (
 // so another process may take it in the meantime; callers bind it soon after.
 // It returns an error when host cannot be listened on.
 func FreePort(host string) (int, error) {
-	ports, err := freePorts(host, 1)
-	if err != nil {
-		return 0, err
-	}
-	return ports[0], nil
+	var pp portPicker
+	defer pp.release()
+	return pp.pick(host)
 }
 
-// freePorts returns n distinct free TCP ports on host. All listeners are held
-// open until every port is chosen, so the ports differ from each other.
-func freePorts(host string, n int) ([]int, error) {
-	listeners := make([]net.Listener, 0, n)
-	defer func() {
-		for _, l := range listeners {
-			_ = l.Close()
-		}
-	}()
-	ports := make([]int, 0, n)
-	for range n {
-		l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-		if err != nil {
-			return nil, fmt.Errorf("devstack: find a free port on %s: %w", host, err)
-		}
-		listeners = append(listeners, l)
-		addr, ok := l.Addr().(*net.TCPAddr)
-		if !ok {
-			return nil, fmt.Errorf("devstack: find a free port on %s: unexpected address %v", host, l.Addr())
-		}
-		ports = append(ports, addr.Port)
+// portPicker hands out free ports and keeps each one listened on until
+// release, so the ports it picks all differ from each other.
+type portPicker struct {
+	listeners []net.Listener
+}
+
+func (pp *portPicker) pick(host string) (int, error) {
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return 0, fmt.Errorf("devstack: find a free port on %s: %w", host, err)
 	}
-	return ports, nil
+	pp.listeners = append(pp.listeners, l)
+	addr, ok := l.Addr().(*net.TCPAddr)
+	if !ok {
+		return 0, fmt.Errorf("devstack: find a free port on %s: unexpected address %v", host, l.Addr())
+	}
+	return addr.Port, nil
+}
+
+func (pp *portPicker) release() {
+	for _, l := range pp.listeners {
+		_ = l.Close()
+	}
+	pp.listeners = nil
 }
 
 // checkBindable reports an error when host:port cannot be listened on right

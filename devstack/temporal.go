@@ -272,36 +272,39 @@ type temporalPorts struct {
 // free ones, and free loopback ports for the internal services. Configured
 // ports are checked first because the server aborts on a failed listen.
 func (cfg *TemporalConfig) ports() (temporalPorts, error) {
-	internal, err := freePorts(loopback, 3)
-	if err != nil {
-		return temporalPorts{}, err
-	}
-	p := temporalPorts{history: internal[0], matching: internal[1], worker: internal[2]}
-
-	want := 1 // the frontend's HTTP API
-	if cfg.FrontendPort == 0 {
-		want++
-	}
-	if cfg.UIPort == 0 {
-		want++
-	}
-	public, err := freePorts(cfg.IP, want)
-	if err != nil {
-		return temporalPorts{}, err
-	}
-	p.frontend, p.ui = cfg.FrontendPort, cfg.UIPort
-	p.frontendHTTP, public = public[0], public[1:]
-	if p.frontend == 0 {
-		p.frontend, public = public[0], public[1:]
-	} else if err := checkBindable(cfg.IP, p.frontend); err != nil {
-		return temporalPorts{}, err
-	}
-	if p.ui == 0 {
-		p.ui = public[0]
-	} else if p.ui > 0 {
-		if err := checkBindable(cfg.IP, p.ui); err != nil {
+	if cfg.FrontendPort != 0 {
+		if err := checkBindable(cfg.IP, cfg.FrontendPort); err != nil {
 			return temporalPorts{}, err
 		}
+	}
+	if cfg.UIPort > 0 {
+		if err := checkBindable(cfg.IP, cfg.UIPort); err != nil {
+			return temporalPorts{}, err
+		}
+	}
+	var pp portPicker
+	defer pp.release()
+	p := temporalPorts{frontend: cfg.FrontendPort, ui: cfg.UIPort}
+	picks := []struct {
+		port *int
+		host string
+	}{
+		{&p.frontend, cfg.IP},
+		{&p.frontendHTTP, cfg.IP},
+		{&p.ui, cfg.IP},
+		{&p.history, loopback},
+		{&p.matching, loopback},
+		{&p.worker, loopback},
+	}
+	for _, pick := range picks {
+		if *pick.port != 0 {
+			continue // configured, or -1 for no UI
+		}
+		port, err := pp.pick(pick.host)
+		if err != nil {
+			return temporalPorts{}, err
+		}
+		*pick.port = port
 	}
 	return p, nil
 }

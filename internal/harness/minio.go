@@ -204,9 +204,13 @@ func minioBinary(tb testing.TB) (string, error) {
 	return bin, nil
 }
 
-// moduleRoot finds the directory holding go.mod from the working directory up.
+// startDir is the working directory when the test binary started (the
+// package's directory). Some servers under test change the working directory.
+var startDir, startDirErr = os.Getwd()
+
+// moduleRoot finds the directory holding go.mod from the start directory up.
 func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
+	dir, err := startDir, startDirErr
 	if err != nil {
 		return "", err
 	}
