@@ -26,8 +26,10 @@ func (s *Server) routes() {
 	admin.PUT("/accounts/:account_id", s.handlePutAccount())
 	admin.GET("/accounts/:account_id", s.handleGetAccount())
 	admin.GET("/audit", s.handleListAudit())
+	r.POST("/v1/admin/hardware-tokens/import", s.requireRole(auth.RoleAdmin), s.handleImportTokens())
 
 	if s.deps.Dev {
 		r.GET("/dev/outbox", s.handleOutbox())
+		r.GET("/dev/hardware-tokens/:serial/code", s.handleDemoTokenCode())
 	}
 }

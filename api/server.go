@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mfaflow/mfaflow/auth"
+	"github.com/mfaflow/mfaflow/mfa"
 	"github.com/mfaflow/mfaflow/notify"
 	"github.com/mfaflow/mfaflow/store"
 )
@@ -37,7 +38,9 @@ type Deps struct {
 	Store    store.Store
 	Notifier notify.Notifier
 	// Ready lists what /readyz checks, by name: "database", "object_storage", "temporal".
-	Ready   map[string]Pinger
+	Ready map[string]Pinger
+	// Keys seals and opens device and token secrets.
+	Keys    *mfa.Keyring
 	Console *auth.ConsoleKeys
 	JWT     *auth.Verifier
 	Logger  *slog.Logger

@@ -67,7 +67,8 @@ type TemporalConfig struct {
 	// SearchAttributes are custom search attributes registered in Namespace
 	// on every start; ones that already exist are left alone.
 	SearchAttributes map[string]enumspb.IndexedValueType
-	// Logger receives the servers' warnings and errors; nil discards them.
+	// Logger receives start-up messages and the server's warnings and
+	// errors (its own info logging is dropped); nil discards everything.
 	Logger *slog.Logger
 }
 
@@ -105,6 +106,10 @@ func StartTemporal(ctx context.Context, cfg TemporalConfig) (*Temporal, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 
+	ports, err := cfg.ports()
+	if err != nil {
+		return nil, err
+	}
 	dbPath := filepath.Join(cfg.DataDir, TemporalDBFile)
 	created, err := prepareSQLite(dbPath)
 	if err != nil {
@@ -112,11 +117,6 @@ func StartTemporal(ctx context.Context, cfg TemporalConfig) (*Temporal, error) {
 	}
 	sqlCfg := sqliteConfig(dbPath)
 	if err := createNamespace(sqlCfg, cfg); err != nil {
-		return nil, err
-	}
-
-	ports, err := cfg.ports()
-	if err != nil {
 		return nil, err
 	}
 	conf := serverConfig(cfg, ports, sqlCfg)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -103,6 +104,15 @@ func jwtVerifier(cfg config.Config) *auth.Verifier {
 		v.Keys = auth.HS256(cfg.JWTSecret)
 	}
 	return v
+}
+
+// hexKey decodes a hex AES key of 16, 24 or 32 bytes.
+func hexKey(s string) ([]byte, error) {
+	b, err := hex.DecodeString(strings.TrimSpace(s))
+	if err != nil || (len(b) != 16 && len(b) != 24 && len(b) != 32) {
+		return nil, errors.New("bad key")
+	}
+	return b, nil
 }
 
 func parseKeyring(cfg config.Config) (*mfa.Keyring, error) {

@@ -14,6 +14,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/client"
@@ -25,6 +26,7 @@ import (
 	"github.com/mfaflow/mfaflow/auth"
 	"github.com/mfaflow/mfaflow/blob"
 	"github.com/mfaflow/mfaflow/devstack"
+	"github.com/mfaflow/mfaflow/inventory"
 	"github.com/mfaflow/mfaflow/mfa"
 	"github.com/mfaflow/mfaflow/notify"
 	"github.com/mfaflow/mfaflow/store"
@@ -83,10 +85,6 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	if cfg.SecretKeys == "" {
 		cfg.SecretKeys = sec.SecretKeys
 	}
-	if _, err := parseKeyring(cfg); err != nil {
-		return err
-	}
-
 	s3, err := devstack.StartS3(ctx, devstack.S3Config{
 		Dir:       filepath.Join(dataDir, "s3"),
 		Addr:      fmt.Sprintf("127.0.0.1:%d", ports.s3),
@@ -125,6 +123,15 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 		return err
 	}
 
+	keys, err := parseKeyring(cfg)
+	if err != nil {
+		return err
+	}
+	serials, err := importDemoTokens(ctx, db, keys)
+	if err != nil {
+		return err
+	}
+
 	blobs := &blobRef{cfg: blob.Config{Endpoint: s3.Endpoint(), AccessKey: sec.S3AccessKey, SecretKey: sec.S3SecretKey, Bucket: cfg.S3Bucket}}
 	if _, err := blobs.Get(ctx); err != nil {
 		return err
@@ -151,19 +158,20 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 		Store:    db,
 		Notifier: outbox,
 		Ready:    readyChecks(db, blobs, tc),
+		Keys:     keys,
 		Console:  auth.NewConsoleKeys([]string{sec.ConsoleKey}),
 		JWT:      &auth.Verifier{Keys: auth.HS256(sec.JWTSecret), Leeway: 30 * time.Second},
 		Logger:   log.With("component", "api"),
 		Dev:      true,
 	})
 	err = serveHTTP(ctx, cfg.HTTPAddr, srv, func(a net.Addr) {
-		printBanner(stdout, hostURL(a), dataDir, tsrv, s3.Endpoint(), cfg.S3Bucket, sec, first, seeded)
+		printBanner(stdout, hostURL(a), dataDir, tsrv, s3.Endpoint(), cfg.S3Bucket, sec, first, seeded, serials)
 	})
 	fmt.Fprintln(stdout, "mfaflow dev: shutting down")
 	return err
 }
 
-func printBanner(w io.Writer, apiURL, dataDir string, t *devstack.Temporal, s3, bucket string, sec devSecrets, first bool, seeded []string) {
+func printBanner(w io.Writer, apiURL, dataDir string, t *devstack.Temporal, s3, bucket string, sec devSecrets, first bool, seeded, serials []string) {
 	state := "restarted; everything in the data dir was kept"
 	if first {
 		state = "first start; keys, tokens and demo accounts were created"
@@ -198,6 +206,7 @@ mfaflow dev is running (%s)
 	if len(seeded) > 0 {
 		fmt.Fprintf(w, "                    (seeded now: %v)\n", seeded)
 	}
+	fmt.Fprintf(w, "\n  demo token cards  %s\n                    read one: GET %s/dev/hardware-tokens/%s/code\n", strings.Join(serials, " "), apiURL, serials[0])
 	fmt.Fprintf(w, "\n  try: curl -H 'Authorization: Bearer %s' %s/v1/admin/accounts/demo-personal\n\nPress Ctrl-C to stop.\n", sec.AdminToken, apiURL)
 }
 
@@ -276,6 +285,33 @@ var demoAccounts = []store.Account{
 		Company:     store.Company{Name: "示例科技有限公司", RegNumber: "91350100M000100Y43"},
 		LoginMethod: store.LoginMFA,
 	},
+}
+
+// demoSerials are the dev stack's demo token cards.
+var demoSerials = []string{"MFAD-0001", "MFAD-0002", "MFAD-0003", "MFAD-0004", "MFAD-0005"}
+
+// importDemoTokens imports the demo batch when it is missing, through the
+// same importer as the admin API, and returns the demo serials.
+func importDemoTokens(ctx context.Context, st store.Store, keys *mfa.Keyring) ([]string, error) {
+	if _, err := st.GetToken(ctx, demoSerials[0]); err == nil {
+		return demoSerials, nil
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	var csv strings.Builder
+	csv.WriteString("serial,secret,algorithm,digits,period\n")
+	for _, s := range demoSerials {
+		secret, err := mfa.NewSecret(nil)
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(&csv, "%s,%s,SHA1,6,30\n", s, mfa.EncodeSecret(secret))
+	}
+	im := inventory.Importer{Store: st, Keys: keys}
+	if _, err := im.Import(ctx, strings.NewReader(csv.String()), inventory.Options{Format: inventory.CSV, BatchID: api.DemoBatchID, Actor: "system"}); err != nil {
+		return nil, fmt.Errorf("demo tokens: %w", err)
+	}
+	return demoSerials, nil
 }
 
 // seedDemoAccounts adds the demo accounts that are missing and returns their ids.

@@ -29,6 +29,8 @@ usage:
   mfaflow worker    run the Temporal worker
   mfaflow dev       run everything embedded in one process (no outside servers)
   mfaflow migrate   apply the database migrations to DATABASE_URL
+  mfaflow tokens import FILE   import hardware token cards (CSV or PSKC), all or nothing
+  mfaflow keys rotate          re-seal every secret with the current key of MFAFLOW_SECRET_KEYS
   mfaflow help      this text; "mfaflow <command> -h" lists the settings
 
 Settings come from environment variables, each also a flag.
@@ -51,6 +53,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runDev(ctx, rest, getenv, stdout, stderr)
 	case "migrate":
 		return runMigrate(ctx, rest, getenv, stdout, stderr)
+	case "tokens":
+		return runTokens(ctx, rest, getenv, stdout, stderr)
+	case "keys":
+		return runKeys(ctx, rest, getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -20,7 +20,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err := cfg.RequireProduction(true); err != nil {
 		return err
 	}
-	if _, err := parseKeyring(cfg); err != nil {
+	keys, err := parseKeyring(cfg)
+	if err != nil {
 		return err
 	}
 	log := newLogger(stderr)
@@ -39,6 +40,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		Store:    db,
 		Notifier: productionNotifier(cfg),
 		Ready:    readyChecks(db, blobs, tc),
+		Keys:     keys,
 		Console:  auth.NewConsoleKeys(cfg.ConsoleAPIKeys),
 		JWT:      jwtVerifier(cfg),
 		Logger:   log,
