@@ -81,9 +81,9 @@ func (im *Importer) Import(ctx context.Context, r io.Reader, opts Options) (Resu
 		im.audit(ctx, opts, res, "invalid", map[string]string{"reason": err.Error()})
 		return res, err
 	}
-	for i, t := range toks {
+	for _, t := range toks {
 		if t.Type == mfa.TypeHOTP {
-			rows = append(rows, mfa.RowError{Row: i + 1, Serial: t.Serial, Reason: "counter-based (HOTP) keys are not supported: token cards must be time-based (TOTP)"})
+			rows = append(rows, mfa.RowError{Row: rowOf(toks, t.Serial, opts.Format), Serial: t.Serial, Reason: "counter-based (HOTP) keys are not supported: token cards must be time-based (TOTP)"})
 		}
 	}
 	if len(rows) > 0 || len(toks) == 0 {
@@ -110,7 +110,7 @@ func (im *Importer) Import(ctx context.Context, r io.Reader, opts Options) (Resu
 	var conflict *store.SerialConflictError
 	if errors.As(err, &conflict) {
 		for _, s := range conflict.Serials {
-			res.Rejected = append(res.Rejected, mfa.RowError{Row: rowOf(toks, s), Serial: s, Reason: "the serial is already in the inventory"})
+			res.Rejected = append(res.Rejected, mfa.RowError{Row: rowOf(toks, s, opts.Format), Serial: s, Reason: "the serial is already in the inventory"})
 		}
 		im.audit(ctx, opts, res, "invalid", map[string]string{"rejected": strconv.Itoa(len(res.Rejected))})
 		return res, ErrRejected
@@ -144,9 +144,15 @@ func (im *Importer) now() time.Time {
 	return time.Now()
 }
 
-func rowOf(toks []mfa.Token, serial string) int {
+// rowOf numbers a token as the parsers number rows: the CSV line (the header
+// is line 1) or the PSKC KeyPackage index. Every entry parsed cleanly, so
+// tokens are in file order with no gaps.
+func rowOf(toks []mfa.Token, serial string, f Format) int {
 	for i, t := range toks {
 		if t.Serial == serial {
+			if f == CSV {
+				return i + 2
+			}
 			return i + 1
 		}
 	}

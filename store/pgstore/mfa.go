@@ -437,13 +437,13 @@ func (db *DB) SpendAttempt(ctx context.Context, accountID string, now time.Time,
 	var st mfa.BudgetState
 	var allowed bool
 	err := db.tx(ctx, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `INSERT INTO failure_budgets (account_id, failures, hard, updated_at)
-			VALUES ($1, 0, false, $2) ON CONFLICT (account_id) DO NOTHING`, accountID, dbutil.Now()); err != nil {
-			return err
-		}
+		// One statement creates the row or locks the existing one, so a
+		// concurrent ResetBudget cannot leave nothing to lock between two steps.
 		var locked *time.Time
-		if err := tx.QueryRow(ctx, `SELECT failures, locked_until, hard FROM failure_budgets
-			WHERE account_id = $1 FOR UPDATE`, accountID).Scan(&st.Failures, &locked, &st.Hard); err != nil {
+		if err := tx.QueryRow(ctx, `INSERT INTO failure_budgets (account_id, failures, hard, updated_at)
+			VALUES ($1, 0, false, $2)
+			ON CONFLICT (account_id) DO UPDATE SET account_id = EXCLUDED.account_id
+			RETURNING failures, locked_until, hard`, accountID, dbutil.Now()).Scan(&st.Failures, &locked, &st.Hard); err != nil {
 			return err
 		}
 		st.LockedUntil = utc(locked)
@@ -466,7 +466,8 @@ func (db *DB) SpendAttempt(ctx context.Context, accountID string, now time.Time,
 
 // ResetBudget clears the account's failures and any lock.
 func (db *DB) ResetBudget(ctx context.Context, accountID string) error {
-	if _, err := db.pool.Exec(ctx, "DELETE FROM failure_budgets WHERE account_id = $1", accountID); err != nil {
+	if _, err := db.pool.Exec(ctx, `UPDATE failure_budgets SET failures = 0, locked_until = NULL, hard = false, updated_at = $2
+		WHERE account_id = $1 AND (failures <> 0 OR locked_until IS NOT NULL OR hard)`, accountID, dbutil.Now()); err != nil {
 		return fmt.Errorf("pgstore: reset budget: %w", classify(err))
 	}
 	return nil
