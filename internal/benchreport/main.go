@@ -111,6 +111,24 @@ func render(res map[string][]float64, raw string) string {
 		}
 		fmt.Fprintf(&b, "| %s | %.0f ns/op | %.0f ns/op | %.2f× | %s | %s |\n", p.title, ms, mb, ratio, p.spec, verdict)
 	}
+	used := map[string]bool{}
+	for _, p := range pairs {
+		used[p.subject], used[p.baseline] = true, true
+	}
+	var rest []string
+	for name := range res {
+		if !used[name] {
+			rest = append(rest, name)
+		}
+	}
+	sort.Strings(rest)
+	if len(rest) > 0 {
+		b.WriteString("\nOther figures (median ns/op):\n\n| benchmark | ns/op | ops/s |\n|---|---|---|\n")
+		for _, name := range rest {
+			m := median(res[name])
+			fmt.Fprintf(&b, "| %s | %.0f | %.0f |\n", name, m, 1e9/m)
+		}
+	}
 	b.WriteString("\nFigures that later issues add (HTTP verify on PostgreSQL and SQLite against a no-op Gin handler, appeal path latency, uploads against a bare PutObject) join this table as they are built.\n")
 	b.WriteString("\n<details><summary>raw go test output</summary>\n\n```\n" + raw + "```\n</details>\n")
 	return b.String()

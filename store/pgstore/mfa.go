@@ -386,14 +386,15 @@ func (db *DB) challengeRefusal(ctx context.Context, id string, now time.Time) er
 	return dbutil.ChallengeRefusal(c, now)
 }
 
-// ListSealed returns up to limit rows of table after afterID, in ID order.
+// ListSealed returns up to limit rows of table after afterID, in ID order
+// (byte order, whatever the database's collation).
 func (db *DB) ListSealed(ctx context.Context, table store.SealedTable, afterID string, limit int) ([]store.SealedRow, error) {
 	keyCol, sealedCol, idCol, ok := dbutil.SealedColumns(table)
 	if !ok {
 		return nil, fmt.Errorf("pgstore: list sealed: unknown table %q", table)
 	}
 	rows, _ := db.pool.Query(ctx, "SELECT "+idCol+", "+keyCol+", "+sealedCol+" FROM "+string(table)+
-		" WHERE "+idCol+" > $1 ORDER BY "+idCol+" COLLATE \"C\" LIMIT $2", afterID, dbutil.Limit(limit))
+		" WHERE "+idCol+" COLLATE \"C\" > $1 ORDER BY "+idCol+" COLLATE \"C\" LIMIT $2", afterID, dbutil.Limit(limit))
 	defer rows.Close()
 	out := []store.SealedRow{}
 	for rows.Next() {

@@ -1,0 +1,132 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mfaflow/mfaflow/internal/harness"
+	"github.com/mfaflow/mfaflow/internal/harness/temporalharness"
+	"github.com/mfaflow/mfaflow/mfa"
+)
+
+func TestMain(m *testing.M) { harness.Main(m) }
+
+// syncBuffer is a bytes.Buffer safe for a writer goroutine and a reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// productionEnv is a complete production configuration on the harness's servers.
+func productionEnv(t *testing.T) map[string]string {
+	t.Helper()
+	ts := temporalharness.Start(t)
+	m := harness.MinIOServer(t)
+	keys, err := mfa.GenerateKeyring()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return map[string]string{
+		"MFAFLOW_HTTP_ADDR":        "127.0.0.1:0",
+		"TEMPORAL_ADDRESS":         ts.GetFrontendHostPort(),
+		"TEMPORAL_NAMESPACE":       ts.GetDefaultNamespace(),
+		"DATABASE_URL":             harness.PostgresURL(t),
+		"S3_ENDPOINT":              m.Endpoint,
+		"S3_ACCESS_KEY":            m.AccessKey,
+		"S3_SECRET_KEY":            m.SecretKey,
+		"S3_BUCKET":                m.Bucket(t),
+		"MFAFLOW_SECRET_KEYS":      keys.Encode(),
+		"MFAFLOW_CONSOLE_API_KEYS": "console-key-" + base64.RawURLEncoding.EncodeToString([]byte("0123456789abcdef")),
+		"MFAFLOW_JWT_HS256_SECRET": strings.Repeat("j", 32),
+		"MFAFLOW_NOTIFIER_URL":     "http://127.0.0.1:1/notify",
+		"MFAFLOW_NOTIFIER_SECRET":  strings.Repeat("n", 32),
+	}
+}
+
+var listenLine = regexp.MustCompile(`listening on (http://\S+)`)
+
+// TestProductionCommands runs migrate, then serve and worker together, as
+// the compose file does, against real PostgreSQL, MinIO and Temporal.
+func TestProductionCommands(t *testing.T) {
+	env := productionEnv(t)
+	getenv := func(k string) string { return env[k] }
+	ctx := context.Background()
+
+	var out bytes.Buffer
+	if err := run(ctx, []string{"migrate"}, getenv, &out, &out); err != nil {
+		t.Fatalf("migrate: %v\n%s", err, out.String())
+	}
+	if err := run(ctx, []string{"migrate"}, getenv, &out, &out); err != nil {
+		t.Fatalf("second migrate: %v", err)
+	}
+
+	sctx, stop := context.WithCancel(ctx)
+	defer stop()
+	var serveOut, workerOut syncBuffer
+	serveErr := make(chan error, 1)
+	workerErr := make(chan error, 1)
+	go func() { serveErr <- run(sctx, []string{"serve"}, getenv, &serveOut, &serveOut) }()
+	go func() { workerErr <- run(sctx, []string{"worker"}, getenv, &workerOut, &workerOut) }()
+
+	var api string
+	deadline := time.Now().Add(30 * time.Second)
+	for api == "" && time.Now().Before(deadline) {
+		if m := listenLine.FindStringSubmatch(serveOut.String()); m != nil {
+			api = m[1]
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if api == "" {
+		t.Fatalf("serve did not listen:\n%s", serveOut.String())
+	}
+	var last string
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(api + "/readyz")
+		if err == nil {
+			buf := new(bytes.Buffer)
+			_, _ = buf.ReadFrom(resp.Body)
+			_ = resp.Body.Close()
+			last = buf.String()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !strings.Contains(last, `"status":"ok"`) {
+		t.Fatalf("/readyz never ok: %s\n%s", last, serveOut.String())
+	}
+	if !strings.Contains(workerOut.String(), "polling task queue") {
+		t.Fatalf("worker did not start:\n%s", workerOut.String())
+	}
+	stop()
+	for name, ch := range map[string]chan error{"serve": serveErr, "worker": workerErr} {
+		select {
+		case err := <-ch:
+			if err != nil {
+				t.Fatalf("%s returned %v", name, err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("%s did not stop on cancel", name)
+		}
+	}
+}
