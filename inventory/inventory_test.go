@@ -273,3 +273,31 @@ func TestRotate(t *testing.T) {
 		}
 	})
 }
+
+func TestOpenSecretReSealsOnUse(t *testing.T) {
+	forEachStore(t, func(t *testing.T, st store.Store) {
+		ctx := context.Background()
+		old := ring(t)
+		im := inventory.Importer{Store: st, Keys: old}
+		if _, err := im.Import(ctx, strings.NewReader(csvFile("USE-0001,"+seedA+",SHA1,6,30")), inventory.Options{Format: inventory.CSV}); err != nil {
+			t.Fatal(err)
+		}
+		fresh := ring(t)
+		both, err := mfa.ParseKeyring(fresh.Encode() + "," + old.Encode())
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok, _ := st.GetToken(ctx, "USE-0001")
+		seed, err := inventory.OpenSecret(ctx, st, both, store.SealedTokens, tok.Serial, tok.Seed)
+		if err != nil || string(seed) != "12345678901234567890" {
+			t.Fatalf("OpenSecret = %q, %v", seed, err)
+		}
+		tok, _ = st.GetToken(ctx, "USE-0001")
+		if tok.Seed.KeyID != fresh.CurrentID() {
+			t.Fatalf("after use the seed is sealed with %s, want the current key %s", tok.Seed.KeyID, fresh.CurrentID())
+		}
+		if _, err := inventory.OpenSecret(ctx, st, old, store.SealedTokens, tok.Serial, tok.Seed); !errors.Is(err, mfa.ErrUnknownKey) {
+			t.Fatalf("old ring opening a re-sealed seed: %v, want ErrUnknownKey", err)
+		}
+	})
+}

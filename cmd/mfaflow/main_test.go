@@ -264,6 +264,17 @@ func TestDevStackRestartKeepsState(t *testing.T) {
 	if code, _ := do(t, http.MethodGet, p2.api+"/dev/outbox", "", ""); code != http.StatusOK {
 		t.Fatalf("/dev/outbox = %d", code)
 	}
+	// The demo token cards were imported once and can be read like a card.
+	if !strings.Contains(p2.banner, "MFAD-0001") {
+		t.Errorf("banner lacks the demo serials:\n%s", p2.banner)
+	}
+	code, body = do(t, http.MethodGet, p2.api+"/dev/hardware-tokens/MFAD-0003/code", "", "")
+	if code != http.StatusOK || !regexp.MustCompile(`"code":"\d{6}"`).MatchString(body) {
+		t.Fatalf("demo card code = %d %s", code, body)
+	}
+	if code, _ := do(t, http.MethodGet, p2.api+"/dev/hardware-tokens/NOPE-0001/code", "", ""); code != http.StatusNotFound {
+		t.Fatalf("unknown card = %d, want 404", code)
+	}
 	_ = took
 	p2.stop(t)
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"net/http"
+	"os"
 	"regexp"
 	"strings"
 	"sync"
@@ -128,5 +129,56 @@ func TestProductionCommands(t *testing.T) {
 		case <-time.After(20 * time.Second):
 			t.Fatalf("%s did not stop on cancel", name)
 		}
+	}
+}
+
+// TestTokensImportAndKeysRotate runs the operator commands on PostgreSQL.
+func TestTokensImportAndKeysRotate(t *testing.T) {
+	keys, _ := mfa.GenerateKeyring()
+	env := map[string]string{"DATABASE_URL": harness.PostgresURL(t), "MFAFLOW_SECRET_KEYS": keys.Encode()}
+	getenv := func(k string) string { return env[k] }
+	ctx := context.Background()
+	var out bytes.Buffer
+	if err := run(ctx, []string{"migrate"}, getenv, &out, &out); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	good := dir + "/cards.csv"
+	bad := dir + "/bad.csv"
+	s1, _ := mfa.NewSecret(nil)
+	s2, _ := mfa.NewSecret(nil)
+	writeFile(t, good, "serial,secret,algorithm,digits,period\nCLI-0001,"+mfa.EncodeSecret(s1)+",SHA1,6,30\nCLI-0002,"+mfa.EncodeSecret(s2)+",SHA256,6,60\n")
+	writeFile(t, bad, "serial,secret,algorithm,digits,period\nCLI-0003,"+mfa.EncodeSecret(s1)+",SHA1,6,30\nCLI-0004,!!,SHA1,6,30\n")
+
+	out.Reset()
+	if err := run(ctx, []string{"tokens", "import", good}, getenv, &out, &out); err != nil || !strings.Contains(out.String(), "imported 2 tokens") {
+		t.Fatalf("import: %v\n%s", err, out.String())
+	}
+	var stderr bytes.Buffer
+	err := run(ctx, []string{"tokens", "import", bad}, getenv, &out, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "nothing was imported") || !strings.Contains(stderr.String(), "row 3 CLI-0004") {
+		t.Fatalf("bad import: %v\n%s", err, stderr.String())
+	}
+	if strings.Contains(stderr.String(), mfa.EncodeSecret(s1)) {
+		t.Fatal("rejection report echoes a secret")
+	}
+
+	// Rotate to a new key: both tokens are re-sealed, a second run finds nothing to do.
+	fresh, _ := mfa.GenerateKeyring()
+	env["MFAFLOW_SECRET_KEYS"] = fresh.Encode() + "," + keys.Encode()
+	out.Reset()
+	if err := run(ctx, []string{"keys", "rotate"}, getenv, &out, &out); err != nil || !strings.Contains(out.String(), `"table":"hardware_tokens","scanned":2,"resealed":2`) {
+		t.Fatalf("rotate: %v\n%s", err, out.String())
+	}
+	out.Reset()
+	if err := run(ctx, []string{"keys", "rotate"}, getenv, &out, &out); err != nil || !strings.Contains(out.String(), `"resealed":0`) {
+		t.Fatalf("second rotate: %v\n%s", err, out.String())
+	}
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
 	}
 }
