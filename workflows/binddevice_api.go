@@ -1,0 +1,103 @@
+package workflows
+
+import "time"
+
+// BindDevice's names and messages: the contract between the console API
+// (which drives the workflow with Update-with-Start and Updates) and the
+// workflow. The workflow ID is BindWorkflowID(account): one active binding
+// per account.
+const (
+	// UpdateBegin is the update sent with the start: it sends the SMS code.
+	UpdateBegin = "begin"
+	// UpdateSMSCode submits the SMS code (BindSMSCodeInput).
+	UpdateSMSCode = "sms_code"
+	// UpdateConfirm submits the device codes and scopes (BindConfirmInput).
+	UpdateConfirm = "confirm"
+	// QueryBindingStatus returns a BindingState.
+	QueryBindingStatus = "status"
+	// BindingTTL is how long a binding may take before it expires and
+	// leaves nothing half-bound.
+	BindingTTL = 15 * time.Minute
+)
+
+// BindWorkflowID is the workflow ID of an account's binding.
+func BindWorkflowID(accountID string) string { return "bind-" + accountID }
+
+// Binding statuses.
+const (
+	BindingAwaitingSMSCode       = "awaiting_sms_code"
+	BindingAwaitingDeviceCodes   = "awaiting_device_codes"
+	BindingAwaitingHardwareToken = "awaiting_hardware_token"
+	BindingBound                 = "bound"
+	BindingExpired               = "expired"
+	BindingFailed                = "failed" // too many wrong SMS codes, or the account locked
+)
+
+// Device types a binding can create.
+const (
+	DeviceVirtual  = "virtual"
+	DeviceHardware = "hardware"
+)
+
+// Application error types the binding's updates fail with. The API maps
+// each to a status and error code; none carries a code or a secret.
+const (
+	ErrTypeInvalidCode       = "InvalidCode"       // wrong SMS or device code; details: tries left (SMS)
+	ErrTypeMalformed         = "Malformed"         // refused by an update validator
+	ErrTypeLocked            = "Locked"            // the account's failure budget is locked; details: retry-after seconds
+	ErrTypeReplayed          = "Replayed"          // a device code already used
+	ErrTypeNotConsecutive    = "NotConsecutive"    // the two app codes are not consecutive
+	ErrTypeSerialUnknown     = "SerialUnknown"     // no such card in the inventory
+	ErrTypeSerialUnavailable = "SerialUnavailable" // the card is bound elsewhere or revoked
+	ErrTypeTooManyDevices    = "TooManyDevices"    // the account has the maximum of active devices
+	ErrTypeWrongState        = "WrongState"        // the update does not fit the binding's state
+	ErrTypeExpired           = "Expired"           // the binding expired
+	ErrTypeSMSExhausted      = "SMSExhausted"      // 5 wrong SMS codes: the binding failed
+	ErrTypeNoPhone           = "NoPhone"           // the account has no bound phone
+	ErrTypeNoAccount         = "NoAccount"         // the account is not in the directory
+)
+
+// BindDeviceInput starts a binding.
+type BindDeviceInput struct {
+	AccountID   string
+	DeviceType  string // DeviceVirtual or DeviceHardware
+	BindingID   string // the workflow run's public id, returned to the console
+	RequestedBy string // for the audit log, e.g. "console"
+	RemoteIP    string
+}
+
+// BindingState is the binding as the console sees it.
+type BindingState struct {
+	BindingID  string
+	AccountID  string
+	DeviceType string
+	Status     string
+	ExpiresAt  time.Time
+	// DeviceID is the pending (then active) device. For a virtual device the
+	// API reads its sealed secret from the store to show the key and QR once;
+	// the secret itself never enters the workflow.
+	DeviceID string
+	// SMSTriesLeft counts down from 5.
+	SMSTriesLeft int
+}
+
+// BindSMSCodeInput is the argument of UpdateSMSCode.
+type BindSMSCodeInput struct {
+	Code string // 6 digits
+}
+
+// Protection is the scope a binding turns on.
+type Protection struct {
+	Login     bool
+	Operation bool
+}
+
+// BindConfirmInput is the argument of UpdateConfirm: Code1 and Code2 for a
+// virtual device, Serial and Code for a hardware card.
+type BindConfirmInput struct {
+	Code1      string
+	Code2      string
+	Serial     string
+	Code       string
+	Protection Protection
+}
