@@ -8,9 +8,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/mfaflow/mfaflow/mfa"
 	"github.com/mfaflow/mfaflow/notify"
 	"github.com/mfaflow/mfaflow/store"
 )
@@ -24,6 +26,47 @@ const (
 type Activities struct {
 	Store    store.Store
 	Notifier notify.Notifier
+	// Keys seals device secrets and derives the SMS code hash key.
+	Keys *mfa.Keyring
+	// Policy is the progressive lock of the accounts' failure budgets.
+	Policy mfa.LockPolicy
+	// MaxDevices is the most active devices an account may have; 0 means
+	// DefaultMaxDevices.
+	MaxDevices int
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Issuer names the service in authenticator apps (otpauth issuer);
+	// empty means DefaultIssuer.
+	Issuer string
+}
+
+// Defaults of Activities' zero fields.
+const (
+	DefaultMaxDevices = 8
+	DefaultIssuer     = "mfaflow"
+)
+
+func (a *Activities) now() time.Time {
+	if a.Now != nil {
+		return a.Now()
+	}
+	return time.Now()
+}
+
+func (a *Activities) maxDevices() int {
+	if a.MaxDevices > 0 {
+		return a.MaxDevices
+	}
+	return DefaultMaxDevices
+}
+
+// issuer returns Issuer or DefaultIssuer. (Exported methods of Activities
+// are registered as activities, so helpers stay unexported.)
+func (a *Activities) issuer() string {
+	if a.Issuer != "" {
+		return a.Issuer
+	}
+	return DefaultIssuer
 }
 
 // Notify hands m to the notifier. The caller sets m.ID so that a retried

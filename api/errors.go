@@ -13,6 +13,8 @@ import (
 
 	"github.com/mfaflow/mfaflow/auth"
 	"github.com/mfaflow/mfaflow/blob"
+	"github.com/mfaflow/mfaflow/console"
+	"github.com/mfaflow/mfaflow/mfa"
 	"github.com/mfaflow/mfaflow/store"
 )
 
@@ -56,6 +58,16 @@ var errorMap = []struct {
 	{auth.ErrNoCredentials, http.StatusUnauthorized, "unauthorized", "credentials are required"},
 	{auth.ErrInvalid, http.StatusUnauthorized, "unauthorized", "the credentials are not valid"},
 	{auth.ErrForbidden, http.StatusForbidden, "forbidden", "not allowed"},
+	{mfa.ErrReplayed, http.StatusUnauthorized, "code_reused", "this code was already used; wait for the next one"},
+	{mfa.ErrResyncFailed, http.StatusUnauthorized, "resync_failed", "the two codes could not be matched to the card; read two new consecutive codes"},
+	{mfa.ErrInvalidCode, http.StatusUnauthorized, "invalid_code", "the code is not valid"},
+	{console.ErrProtectionOff, http.StatusConflict, "protection_off", "this protection is not turned on for the account"},
+	{console.ErrNoDevice, http.StatusConflict, "no_device", "the account has no active MFA device for this check"},
+	{console.ErrNotHardware, http.StatusConflict, "no_hardware_device", "resync is for hardware token cards; the account has none"},
+	{console.ErrInvalid, http.StatusBadRequest, "invalid_request", "the request is not valid"},
+	{store.ErrGrantMismatch, http.StatusForbidden, "grant_mismatch", "the grant is for another operation"},
+	{store.ErrGrantUsed, http.StatusConflict, "grant_used", "the grant was already used"},
+	{store.ErrGrantExpired, http.StatusGone, "grant_expired", "the grant expired; verify a new code"},
 	{context.DeadlineExceeded, http.StatusServiceUnavailable, "unavailable", "a dependency did not answer in time"},
 }
 
@@ -63,6 +75,16 @@ var errorMap = []struct {
 func toError(err error) (*Error, bool) {
 	var e *Error
 	if errors.As(err, &e) {
+		return e, true
+	}
+	var le *mfa.LockedError
+	if errors.As(err, &le) {
+		e := errorf(http.StatusTooManyRequests, "locked", "too many wrong codes; try again later")
+		e.RetryAfter = le.RetryAfter
+		if le.Hard {
+			e.Message = "too many wrong codes; the account's MFA checks are locked until support unlocks them"
+			e.RetryAfter = 24 * time.Hour
+		}
 		return e, true
 	}
 	var mb *http.MaxBytesError

@@ -22,14 +22,33 @@ func (s *Server) routes() {
 	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(s.deps.Registry, promhttp.HandlerOpts{})))
 	r.GET("/openapi.yaml", func(c *gin.Context) { c.Data(http.StatusOK, "application/yaml", openapiYAML) })
 
+	acct := r.Group("/v1/accounts/:account_id", s.limitBody(), s.requireConsole())
+	acct.POST("/mfa/bindings", s.handleCreateBinding())
+	acct.POST("/mfa/bindings/:binding_id/sms-code", s.handleBindingSMSCode())
+	acct.GET("/mfa/bindings/:binding_id/qr.png", s.handleBindingQR())
+	acct.POST("/mfa/bindings/:binding_id/confirm", s.handleBindingConfirm())
+	acct.GET("/mfa", s.handleGetMFA())
+	acct.PUT("/mfa/protection", s.handlePutProtection())
+	acct.POST("/mfa/verify", s.handleVerify())
+	acct.POST("/mfa/grants/consume", s.handleConsumeGrant())
+	acct.POST("/mfa/resync", s.handleResync())
+	acct.DELETE("/mfa/devices/:device_id", s.handleDeleteDevice())
+	acct.POST("/login-protection/verify", s.handleLoginProtectionVerify())
+
 	admin := r.Group("/v1/admin", s.limitBody(), s.requireRole(auth.RoleAdmin))
 	admin.PUT("/accounts/:account_id", s.handlePutAccount())
 	admin.GET("/accounts/:account_id", s.handleGetAccount())
 	admin.GET("/audit", s.handleListAudit())
+	admin.POST("/accounts/:account_id/security-center", s.handleProvisionSecurityCenter())
 	r.POST("/v1/admin/hardware-tokens/import", s.requireRole(auth.RoleAdmin), s.handleImportTokens())
 
 	if s.deps.Dev {
 		r.GET("/dev/outbox", s.handleOutbox())
 		r.GET("/dev/hardware-tokens/:serial/code", s.handleDemoTokenCode())
+		if s.deps.Web != nil {
+			r.GET("/console", gin.WrapH(s.deps.Web))
+			r.GET("/static/*file", gin.WrapH(s.deps.Web))
+		}
+		r.GET("/dev/security-center/:account_id/code", s.handleDevSecurityCenterCode())
 	}
 }

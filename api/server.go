@@ -16,7 +16,10 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"go.temporal.io/sdk/client"
+
 	"github.com/mfaflow/mfaflow/auth"
+	"github.com/mfaflow/mfaflow/console"
 	"github.com/mfaflow/mfaflow/mfa"
 	"github.com/mfaflow/mfaflow/notify"
 	"github.com/mfaflow/mfaflow/store"
@@ -39,6 +42,12 @@ type Deps struct {
 	Notifier notify.Notifier
 	// Ready lists what /readyz checks, by name: "database", "object_storage", "temporal".
 	Ready map[string]Pinger
+	// Temporal drives the workflows (bindings, appeals).
+	Temporal client.Client
+	// ConsoleService answers the console's verification calls.
+	ConsoleService *console.Service
+	// Issuer names the service in authenticator apps; "" is "mfaflow".
+	Issuer string
 	// Keys seals and opens device and token secrets.
 	Keys    *mfa.Keyring
 	Console *auth.ConsoleKeys
@@ -48,6 +57,9 @@ type Deps struct {
 	Registry *prometheus.Registry
 	// Dev enables the /dev routes (outbox, demo helpers).
 	Dev bool
+	// Web serves the dev web pages (GET /console, GET /static/…); mounted
+	// only when Dev is set. nil: no pages.
+	Web http.Handler
 	// MaxBody caps JSON request bodies; 0: 1 MiB.
 	MaxBody int64
 	Now     func() time.Time

@@ -3,7 +3,9 @@ package mfa
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hkdf"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
@@ -228,6 +230,22 @@ func (k *Keyring) Open(s Sealed, aad []byte) ([]byte, error) {
 // one and should be resealed (Reseal) to finish a rotation.
 func (k *Keyring) NeedsReseal(s Sealed) bool {
 	return k == nil || len(k.keys) == 0 || s.KeyID != k.keys[0].id
+}
+
+// DeriveKey returns a KeyLen-byte key for label, derived with HKDF-SHA256
+// from the current (sealing) key, for uses such as HMAC keys of SMS code
+// hashes. The same ring and label always give the same key; another label
+// or another current key gives an unrelated one, so a rotation changes it.
+// It returns nil for a nil or empty ring.
+func (k *Keyring) DeriveKey(label string) []byte {
+	if k == nil || len(k.keys) == 0 {
+		return nil
+	}
+	out, err := hkdf.Key(sha256.New, k.keys[0].raw, []byte("mfaflow/derive/v1"), label, KeyLen)
+	if err != nil { // only for lengths HKDF-SHA256 cannot produce
+		panic("mfa: derive key: " + err.Error())
+	}
+	return out
 }
 
 // Reseal opens s and seals it again with the current key, with the same aad.

@@ -148,3 +148,44 @@ func TestKeyRotation(t *testing.T) {
 		t.Fatalf("imposter: %v", err)
 	}
 }
+
+func TestDeriveKey(t *testing.T) {
+	ring, err := ParseKeyring("k1:" + b64key(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rotated, err := ParseKeyring("k2:" + b64key(2) + ",k1:" + b64key(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sms := ring.DeriveKey("sms-code")
+	// HKDF-SHA256(ikm = 32×0x01, salt = "mfaflow/derive/v1", info = "sms-code"), computed independently.
+	const want = "9302f705d589ddb32899db4d69a400ac5e1763e04e61b52e1c6badec23d0d894"
+	if got := fmt.Sprintf("%x", sms); got != want {
+		t.Fatalf("DeriveKey = %s, want %s", got, want)
+	}
+	tests := []struct {
+		name  string
+		other []byte
+		same  bool
+	}{
+		{"same ring and label", ring.DeriveKey("sms-code"), true},
+		{"another label", ring.DeriveKey("other"), false},
+		{"rotated ring", rotated.DeriveKey("sms-code"), false},
+		{"not the raw key", bytes.Repeat([]byte{1}, KeyLen), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if len(tt.other) != KeyLen {
+				t.Fatalf("len = %d, want %d", len(tt.other), KeyLen)
+			}
+			if bytes.Equal(sms, tt.other) != tt.same {
+				t.Fatalf("equal = %v, want %v", !tt.same, tt.same)
+			}
+		})
+	}
+	var nilRing *Keyring
+	if nilRing.DeriveKey("x") != nil {
+		t.Fatal("nil ring derived a key")
+	}
+}

@@ -133,6 +133,10 @@ type Verifier struct {
 	Budget BudgetStore
 	Policy LockPolicy
 	Now    func() time.Time
+	// OnLock, when set, is called when an attempt puts the account under a
+	// lock (the attempt itself is still evaluated), so the caller can audit
+	// the lock and tell the owner. It must not block for long.
+	OnLock func(ctx context.Context, accountID string, st BudgetState)
 }
 
 func (v *Verifier) now() time.Time {
@@ -156,6 +160,9 @@ func (v *Verifier) spend(ctx context.Context, accountID string, now time.Time) e
 		return fmt.Errorf("mfa: spend attempt: %w", err)
 	}
 	if allowed {
+		if v.OnLock != nil && st.Locked(now) {
+			v.OnLock(ctx, accountID, st)
+		}
 		return nil
 	}
 	if st.Hard {

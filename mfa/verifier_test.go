@@ -424,3 +424,22 @@ func TestConcurrentBudgetCeiling(t *testing.T) {
 		t.Fatalf("evaluated %d, want %d before the lock", n, DefaultLockThreshold)
 	}
 }
+
+func TestVerifierOnLock(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	budget := newMemStore()
+	var locks []BudgetState
+	v := &Verifier{Budget: budget, Now: func() time.Time { return now },
+		OnLock: func(_ context.Context, _ string, st BudgetState) { locks = append(locks, st) }}
+	for i := 0; i < 5; i++ {
+		_ = v.Attempt(context.Background(), "acct", func() error { return ErrInvalidCode })
+	}
+	if len(locks) != 1 || locks[0].Failures != 5 || !locks[0].LockedUntil.Equal(now.Add(time.Minute)) {
+		t.Fatalf("locks = %+v, want one lock at the 5th failure for 1m", locks)
+	}
+	// Refused attempts while locked do not report a new lock.
+	_ = v.Attempt(context.Background(), "acct", func() error { return nil })
+	if len(locks) != 1 {
+		t.Fatalf("a refused attempt reported a lock: %+v", locks)
+	}
+}

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the integration tests need and a fresh machine lacks:
 # PostgreSQL's server binaries (initdb, pg_ctl) for the harness's throwaway
-# clusters. The pinned MinIO server is built by the Makefile.
+# clusters, and Chromium for the browser tests. The pinned MinIO server is
+# built by the Makefile.
 set -euo pipefail
 
 have_pg() {
@@ -17,6 +18,18 @@ if ! have_pg; then
     apt-get install -y -qq postgresql >/dev/null
   else
     echo "PostgreSQL's initdb/pg_ctl are missing: install Debian's 'postgresql' package or set DATABASE_URL" >&2
+    exit 1
+  fi
+fi
+# Headless Chromium for the browser tests of the web pages (chromedp).
+if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing Chromium (Debian package) for the browser tests"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq chromium >/dev/null
+  else
+    echo "Chromium is missing: install Debian's 'chromium' package" >&2
     exit 1
   fi
 fi

@@ -1,5 +1,6 @@
 // Package store defines the app store: the account directory, the audit log,
-// the notification outbox and (later) devices, tokens and failure budgets.
+// the notification outbox, MFA devices, the hardware token inventory, SMS
+// challenges, operation grants and failure budgets.
 // Two implementations satisfy Store: pgstore (PostgreSQL through pgx) for
 // production and sqlitestore (modernc.org/sqlite, no cgo) for the dev stack.
 // The contract suite in storetest runs the same cases against both.
@@ -7,6 +8,8 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
@@ -29,6 +32,13 @@ var (
 	ErrChallengeUsed = errors.New("store: sms challenge already used")
 	// ErrChallengeExhausted means an SMS challenge has no tries left.
 	ErrChallengeExhausted = errors.New("store: sms challenge has no tries left")
+
+	// ErrGrantMismatch means an operation grant is for another action or resource.
+	ErrGrantMismatch = errors.New("store: grant is for another operation")
+	// ErrGrantUsed means an operation grant was already used.
+	ErrGrantUsed = errors.New("store: grant already used")
+	// ErrGrantExpired means an operation grant is past its expiry.
+	ErrGrantExpired = errors.New("store: grant expired")
 )
 
 // SerialConflictError is the error of ImportTokens when serials of the batch
@@ -186,6 +196,7 @@ type Store interface {
 	TokenStore
 	ChallengeStore
 	SealedStore
+	GrantStore
 	mfa.BudgetStore
 }
 
@@ -196,6 +207,10 @@ type DeviceType string
 const (
 	Virtual  DeviceType = "virtual"  // an authenticator app
 	Hardware DeviceType = "hardware" // a token card from the inventory
+	// SecurityCenter is the platform's own security-center app, the login
+	// protection of ordinary accounts: one provisioned TOTP authenticator
+	// per account, at most one not revoked at a time.
+	SecurityCenter DeviceType = "security_center"
 )
 
 // DeviceStatus is where a device is in its life.
@@ -236,13 +251,15 @@ type Protection struct {
 }
 
 // DeviceStore keeps MFA devices, their used time steps and the accounts'
-// protection settings. The number of active devices per account is limited
-// by the caller.
+// protection settings. The number of active MFA devices per account is
+// limited by the caller; the store allows at most one security-center
+// device per account that is not revoked.
 type DeviceStore interface {
 	// CreateDevice stores d (ID assigned when empty, CreatedAt set to now,
 	// BoundAt set to now when d is active and BoundAt is zero) and returns
-	// it. It returns ErrConflict when the ID exists or the serial is on
-	// another device that is not revoked.
+	// it. It returns ErrConflict when the ID exists, the serial is on
+	// another device that is not revoked, or d is a SecurityCenter device
+	// and the account has one that is not revoked.
 	CreateDevice(ctx context.Context, d Device) (Device, error)
 	// GetDevice returns the device or ErrNotFound.
 	GetDevice(ctx context.Context, id string) (Device, error)
@@ -379,4 +396,43 @@ type SealedStore interface {
 	// oldKeyID (compare-and-set). It returns ErrNotFound for an unknown row
 	// and ErrConflict when the row's key id changed meanwhile.
 	Reseal(ctx context.Context, table SealedTable, id, oldKeyID string, s mfa.Sealed) error
+}
+
+// Grant is a single-use permission for one sensitive operation (e.g. delete
+// a VM), issued after a fresh MFA code.
+type Grant struct {
+	ID        string    `json:"-"` // hex SHA-256 of the grant token (GrantID); the token itself is never stored
+	AccountID string    `json:"account_id"`
+	Action    string    `json:"action"`
+	Resource  string    `json:"resource"`
+	DeviceID  string    `json:"device_id,omitempty"` // the device whose code earned it
+	CreatedAt time.Time `json:"created_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+	UsedAt    time.Time `json:"used_at,omitzero"`
+}
+
+// GrantID returns the ID under which the grant with the given token is
+// stored: the token's SHA-256 in lowercase hex.
+func GrantID(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
+
+// GrantStore keeps operation grants.
+type GrantStore interface {
+	// CreateGrant stores g (CreatedAt set to now, UsedAt left zero) and
+	// returns it. It returns ErrConflict when the ID exists, and an error
+	// when g has no ID or no ExpiresAt.
+	CreateGrant(ctx context.Context, g Grant) (Grant, error)
+	// ConsumeGrant marks the grant used at now if and only if it belongs to
+	// accountID, action and resource match exactly, and it is unused and not
+	// expired at now (compare-and-set: of concurrent calls exactly one
+	// succeeds), and returns it. It returns ErrNotFound for an unknown grant
+	// or one of another account (never revealing it exists),
+	// ErrGrantMismatch, ErrGrantUsed or ErrGrantExpired (checked in that
+	// order), changing nothing.
+	ConsumeGrant(ctx context.Context, id, accountID, action, resource string, now time.Time) (Grant, error)
+	// DeleteExpiredGrants removes grants that expired before cutoff, used
+	// or not, and returns how many.
+	DeleteExpiredGrants(ctx context.Context, cutoff time.Time) (int, error)
 }

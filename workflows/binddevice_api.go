@@ -8,6 +8,8 @@ import "time"
 // per account.
 const (
 	// UpdateBegin is the update sent with the start: it sends the SMS code.
+	// It takes no argument. Sent again to a running binding it answers the
+	// state, re-sending the SMS code only when the last one expired.
 	UpdateBegin = "begin"
 	// UpdateSMSCode submits the SMS code (BindSMSCodeInput).
 	UpdateSMSCode = "sms_code"
@@ -55,6 +57,7 @@ const (
 	ErrTypeSMSExhausted      = "SMSExhausted"      // 5 wrong SMS codes: the binding failed
 	ErrTypeNoPhone           = "NoPhone"           // the account has no bound phone
 	ErrTypeNoAccount         = "NoAccount"         // the account is not in the directory
+	ErrTypeUnavailable       = "Unavailable"       // the store or notifier did not answer in time; try again
 )
 
 // BindDeviceInput starts a binding.
@@ -79,11 +82,18 @@ type BindingState struct {
 	DeviceID string
 	// SMSTriesLeft counts down from 5.
 	SMSTriesLeft int
+	// Protection is the account's protection once bound: the scopes ticked
+	// are turned on, the others left as they were.
+	Protection Protection
+	// ProtectionUnchanged is true once bound when no scope was ticked: the
+	// device is bound and the account's protection left as it was.
+	ProtectionUnchanged bool
 }
 
 // BindSMSCodeInput is the argument of UpdateSMSCode.
 type BindSMSCodeInput struct {
-	Code string // 6 digits
+	BindingID string // must be the running binding's; the validator refuses another
+	Code      string // 6 digits
 }
 
 // Protection is the scope a binding turns on.
@@ -95,6 +105,7 @@ type Protection struct {
 // BindConfirmInput is the argument of UpdateConfirm: Code1 and Code2 for a
 // virtual device, Serial and Code for a hardware card.
 type BindConfirmInput struct {
+	BindingID  string // must be the running binding's; the validator refuses another
 	Code1      string
 	Code2      string
 	Serial     string

@@ -17,9 +17,12 @@ import (
 	"go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
 
+	"github.com/mfaflow/mfaflow/activities"
 	"github.com/mfaflow/mfaflow/api"
 	"github.com/mfaflow/mfaflow/auth"
 	"github.com/mfaflow/mfaflow/blob"
+	"github.com/mfaflow/mfaflow/codec"
+	"github.com/mfaflow/mfaflow/console"
 	"github.com/mfaflow/mfaflow/internal/config"
 	"github.com/mfaflow/mfaflow/mfa"
 	"github.com/mfaflow/mfaflow/notify"
@@ -66,11 +69,13 @@ func openPostgres(ctx context.Context, cfg config.Config, migrate bool) (*pgstor
 
 // dialTemporal returns a lazy client: the API starts while Temporal is down
 // and answers 503 until it is back.
-func dialTemporal(cfg config.Config, log *slog.Logger) (client.Client, error) {
+// Every payload is encrypted with the key ring (codec).
+func dialTemporal(cfg config.Config, keys *mfa.Keyring, log *slog.Logger) (client.Client, error) {
 	c, err := client.NewLazyClient(client.Options{
-		HostPort:  cfg.TemporalAddress,
-		Namespace: cfg.TemporalNamespace,
-		Logger:    sdklog.NewStructuredLogger(log.With("component", "temporal-client")),
+		HostPort:      cfg.TemporalAddress,
+		Namespace:     cfg.TemporalNamespace,
+		DataConverter: codec.DataConverter(keys),
+		Logger:        sdklog.NewStructuredLogger(log.With("component", "temporal-client")),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("TEMPORAL_ADDRESS: %w", err)
@@ -121,6 +126,16 @@ func parseKeyring(cfg config.Config) (*mfa.Keyring, error) {
 		return nil, fmt.Errorf("MFAFLOW_SECRET_KEYS: %w", err)
 	}
 	return k, nil
+}
+
+// consoleService builds the console's verification service.
+func consoleService(st store.Store, keys *mfa.Keyring, n notify.Notifier, log *slog.Logger) *console.Service {
+	return &console.Service{Store: st, Keys: keys, Notifier: n, Log: log}
+}
+
+// newActivities builds the workflows' activities.
+func newActivities(st store.Store, keys *mfa.Keyring, n notify.Notifier) *activities.Activities {
+	return &activities.Activities{Store: st, Notifier: n, Keys: keys}
 }
 
 // readyChecks names what /readyz checks.

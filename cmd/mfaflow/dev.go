@@ -21,16 +21,17 @@ import (
 	sdklog "go.temporal.io/sdk/log"
 	sdkworker "go.temporal.io/sdk/worker"
 
-	"github.com/mfaflow/mfaflow/activities"
 	"github.com/mfaflow/mfaflow/api"
 	"github.com/mfaflow/mfaflow/auth"
 	"github.com/mfaflow/mfaflow/blob"
+	"github.com/mfaflow/mfaflow/codec"
 	"github.com/mfaflow/mfaflow/devstack"
 	"github.com/mfaflow/mfaflow/inventory"
 	"github.com/mfaflow/mfaflow/mfa"
 	"github.com/mfaflow/mfaflow/notify"
 	"github.com/mfaflow/mfaflow/store"
 	"github.com/mfaflow/mfaflow/store/sqlitestore"
+	"github.com/mfaflow/mfaflow/web"
 	"github.com/mfaflow/mfaflow/worker"
 	"github.com/mfaflow/mfaflow/workflows"
 )
@@ -131,6 +132,14 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	if err != nil {
 		return err
 	}
+	consoleSvc := consoleService(db, keys, notify.Outbox{Store: db}, log.With("component", "console"))
+	for _, a := range demoAccounts {
+		// Every account has the platform's security-center app; ordinary
+		// accounts log in with it.
+		if _, _, err := consoleSvc.ProvisionSecurityCenter(ctx, a.ID); err != nil && !errors.Is(err, store.ErrConflict) {
+			return fmt.Errorf("demo security center: %w", err)
+		}
+	}
 
 	blobs := &blobRef{cfg: blob.Config{Endpoint: s3.Endpoint(), AccessKey: sec.S3AccessKey, SecretKey: sec.S3SecretKey, Bucket: cfg.S3Bucket}}
 	if _, err := blobs.Get(ctx); err != nil {
@@ -138,9 +147,10 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	}
 
 	tc, err := client.DialContext(ctx, client.Options{
-		HostPort:  tsrv.FrontendAddr(),
-		Namespace: tsrv.Namespace(),
-		Logger:    sdklog.NewStructuredLogger(slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))),
+		HostPort:      tsrv.FrontendAddr(),
+		Namespace:     tsrv.Namespace(),
+		DataConverter: codec.DataConverter(keys),
+		Logger:        sdklog.NewStructuredLogger(slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))),
 	})
 	if err != nil {
 		return fmt.Errorf("temporal client: %w", err)
@@ -148,21 +158,25 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	defer tc.Close()
 
 	outbox := notify.Outbox{Store: db}
-	acts := &activities.Activities{Store: db, Notifier: outbox}
+	acts := newActivities(db, keys, outbox)
 	wctx, stopWorker := context.WithCancel(ctx)
 	werr := make(chan error, 1)
 	go func() { werr <- worker.Run(wctx, tc, acts, sdkworker.Options{}) }()
 	defer func() { stopWorker(); <-werr }()
 
 	srv := api.NewServer(api.Deps{
-		Store:    db,
-		Notifier: outbox,
-		Ready:    readyChecks(db, blobs, tc),
-		Keys:     keys,
-		Console:  auth.NewConsoleKeys([]string{sec.ConsoleKey}),
-		JWT:      &auth.Verifier{Keys: auth.HS256(sec.JWTSecret), Leeway: 30 * time.Second},
-		Logger:   log.With("component", "api"),
-		Dev:      true,
+		Store:          db,
+		Temporal:       tc,
+		ConsoleService: consoleSvc,
+		Notifier:       outbox,
+		Ready:          readyChecks(db, blobs, tc),
+		Keys:           keys,
+		Console:        auth.NewConsoleKeys([]string{sec.ConsoleKey}),
+		JWT:            &auth.Verifier{Keys: auth.HS256(sec.JWTSecret), Leeway: 30 * time.Second},
+		Logger:         log.With("component", "api"),
+		Dev:            true,
+		Web: web.NewConsole(web.ConsoleConfig{Directory: db, Accounts: demoAccountIDs(), DevConsoleKey: sec.ConsoleKey,
+			DevLinks: true, DemoSerials: serials, Logger: log.With("component", "web")}),
 	})
 	err = serveHTTP(ctx, cfg.HTTPAddr, srv, func(a net.Addr) {
 		printBanner(stdout, hostURL(a), dataDir, tsrv, s3.Endpoint(), cfg.S3Bucket, sec, first, seeded, serials)
@@ -187,6 +201,7 @@ mfaflow dev is running (%s)
 
   API            %s
   readiness      %s/readyz
+  console demo   %s/console      (bind a device, verify login and operations)
   outbox         %s/dev/outbox   (SMS codes and e-mails the dev notifier captured)
   OpenAPI        %s/openapi.yaml
   Temporal       %s  (namespace %q)
@@ -201,12 +216,13 @@ mfaflow dev is running (%s)
 
   demo accounts     demo-personal (real-name verified), demo-unverified (not verified),
                     demo-enterprise (enterprise, verified)
-`, state, apiURL, apiURL, apiURL, apiURL, t.FrontendAddr(), t.Namespace(), ui, s3, bucket, dataDir,
+`, state, apiURL, apiURL, apiURL, apiURL, apiURL, t.FrontendAddr(), t.Namespace(), ui, s3, bucket, dataDir,
 		sec.ConsoleKey, sec.ReviewerToken, sec.Reviewer2, sec.AdminToken)
 	if len(seeded) > 0 {
 		fmt.Fprintf(w, "                    (seeded now: %v)\n", seeded)
 	}
 	fmt.Fprintf(w, "\n  demo token cards  %s\n                    read one: GET %s/dev/hardware-tokens/%s/code\n", strings.Join(serials, " "), apiURL, serials[0])
+	fmt.Fprintf(w, "  security center   GET %s/dev/security-center/demo-unverified/code  (the login code of ordinary accounts)\n", apiURL)
 	fmt.Fprintf(w, "\n  try: curl -H 'Authorization: Bearer %s' %s/v1/admin/accounts/demo-personal\n\nPress Ctrl-C to stop.\n", sec.AdminToken, apiURL)
 }
 
@@ -285,6 +301,15 @@ var demoAccounts = []store.Account{
 		Company:     store.Company{Name: "示例科技有限公司", RegNumber: "91350100M000100Y43"},
 		LoginMethod: store.LoginMFA,
 	},
+}
+
+// demoAccountIDs are the demo accounts' ids, offered by the console demo page.
+func demoAccountIDs() []string {
+	ids := make([]string, len(demoAccounts))
+	for i, a := range demoAccounts {
+		ids[i] = a.ID
+	}
+	return ids
 }
 
 // demoSerials are the dev stack's demo token cards.

@@ -7,7 +7,6 @@ import (
 
 	sdkworker "go.temporal.io/sdk/worker"
 
-	"github.com/mfaflow/mfaflow/activities"
 	"github.com/mfaflow/mfaflow/worker"
 	"github.com/mfaflow/mfaflow/workflows"
 )
@@ -21,7 +20,8 @@ func runWorker(ctx context.Context, args []string, getenv func(string) string, s
 	if err := cfg.RequireProduction(false); err != nil {
 		return err
 	}
-	if _, err := parseKeyring(cfg); err != nil {
+	keys, err := parseKeyring(cfg)
+	if err != nil {
 		return err
 	}
 	log := newLogger(stderr)
@@ -30,11 +30,11 @@ func runWorker(ctx context.Context, args []string, getenv func(string) string, s
 		return err
 	}
 	defer db.Close()
-	tc, err := dialTemporal(cfg, log)
+	tc, err := dialTemporal(cfg, keys, log)
 	if err != nil {
 		return err
 	}
 	defer tc.Close()
 	fmt.Fprintf(stdout, "mfaflow worker: polling task queue %q on %s\n", workflows.TaskQueue, cfg.TemporalAddress)
-	return worker.Run(ctx, tc, &activities.Activities{Store: db, Notifier: productionNotifier(cfg)}, sdkworker.Options{})
+	return worker.Run(ctx, tc, newActivities(db, keys, productionNotifier(cfg)), sdkworker.Options{})
 }

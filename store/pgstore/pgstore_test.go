@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/mfaflow/mfaflow/internal/harness"
 	"github.com/mfaflow/mfaflow/store"
 	"github.com/mfaflow/mfaflow/store/pgstore"
@@ -53,7 +55,7 @@ func TestMigrateConcurrently(t *testing.T) {
 	}
 	db := mustOpen(t, url) // and once more: nothing left to do
 	if err := db.ExecRaw(ctx, `DO $$ BEGIN
-		IF (SELECT count(*) FROM schema_migrations) <> 2 THEN RAISE EXCEPTION 'wrong count'; END IF; END $$`); err != nil {
+		IF (SELECT count(*) FROM schema_migrations) <> 3 THEN RAISE EXCEPTION 'wrong count'; END IF; END $$`); err != nil {
 		t.Fatalf("schema_migrations: %v", err)
 	}
 }
@@ -118,5 +120,75 @@ func TestServerStopAndRecovery(t *testing.T) {
 	got, err := db.ListAudit(ctx, store.AuditFilter{})
 	if err != nil || len(got) != 2 {
 		t.Fatalf("ListAudit after recovery = %d entries, %v; want 2", len(got), err)
+	}
+}
+
+func TestUpgrade(t *testing.T) {
+	storetest.RunUpgrade(t, func(t *testing.T) storetest.Upgrader { return storetest.PostgresUnmigrated(t) })
+}
+
+// TestUpgradeSchema checks that 0003 changes only what it means to on
+// devices: the type check admits security_center and one index is added;
+// the other indexes, constraints and triggers stay as they were.
+func TestUpgradeSchema(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	url := harness.PostgresURL(t)
+	db, err := pgstore.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.MigrateTo(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	schema := func() map[string]string {
+		t.Helper()
+		rows, _ := conn.Query(ctx, `
+			SELECT 'index ' || indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema() AND tablename = 'devices'
+			UNION ALL
+			SELECT 'constraint ' || conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 'devices'::regclass
+			UNION ALL
+			SELECT 'trigger ' || tgname, pg_get_triggerdef(oid) FROM pg_trigger WHERE tgrelid = 'devices'::regclass AND NOT tgisinternal`)
+		out := map[string]string{}
+		for rows.Next() {
+			var k, v string
+			if err := rows.Scan(&k, &v); err != nil {
+				t.Fatal(err)
+			}
+			out[k] = v
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	before := schema()
+	if err := db.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	after := schema()
+	for k, v := range before {
+		if k == "constraint devices_type_check" {
+			continue
+		}
+		if after[k] != v {
+			t.Errorf("%s after the upgrade = %q, want %q", k, after[k], v)
+		}
+	}
+	if c := after["constraint devices_type_check"]; !strings.Contains(c, "'security_center'") || !strings.Contains(c, "'virtual'") ||
+		!strings.Contains(c, "'hardware'") {
+		t.Errorf("devices_type_check = %q", c)
+	}
+	if !strings.Contains(after["index devices_live_security_center"], "UNIQUE") {
+		t.Errorf("devices_live_security_center = %q, want a unique index", after["index devices_live_security_center"])
+	}
+	if len(after) != len(before)+1 {
+		t.Errorf("devices schema after the upgrade = %v, want %v plus one index", after, before)
 	}
 }

@@ -2,9 +2,11 @@ package sqlitestore_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -81,6 +83,99 @@ func TestRefusesNonFilePaths(t *testing.T) {
 	for _, p := range []string{"", ":memory:", "file:x.db", "x.db?mode=memory"} {
 		if _, err := sqlitestore.Open(context.Background(), p); err == nil {
 			t.Errorf("Open(%q) succeeded, want an error", p)
+		}
+	}
+}
+
+func TestUpgrade(t *testing.T) {
+	storetest.RunUpgrade(t, func(t *testing.T) storetest.Upgrader {
+		return storetest.OpenSQLiteUnmigrated(t, filepath.Join(t.TempDir(), "upgrade.db"))
+	})
+}
+
+// TestUpgradeSchema checks that the rebuild of devices in 0003 keeps its
+// indexes, triggers and strict typing, widens only the type check, adds one
+// index and leaves nothing behind.
+func TestUpgradeSchema(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "upgrade.db")
+	db := storetest.OpenSQLiteUnmigrated(t, path)
+	if err := db.MigrateTo(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := sql.Open("sqlite", path+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	schema := func() map[string]string {
+		t.Helper()
+		rows, err := raw.QueryContext(ctx, `SELECT type || ' ' || name, coalesce(sql, '') FROM sqlite_schema
+			WHERE tbl_name IN ('devices', 'devices_new') OR name = 'devices_new'`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		out := map[string]string{}
+		for rows.Next() {
+			var k, v string
+			if err := rows.Scan(&k, &v); err != nil {
+				t.Fatal(err)
+			}
+			out[k] = v
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	before := schema()
+	if err := db.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	after := schema()
+	for k, v := range before {
+		if k == "table devices" {
+			continue
+		}
+		if after[k] != v {
+			t.Errorf("%s after the upgrade = %q, want %q", k, after[k], v)
+		}
+	}
+	wantTable := strings.Replace(before["table devices"], "CHECK (type IN ('virtual', 'hardware'))",
+		"CHECK (type IN ('virtual', 'hardware', 'security_center'))", 1)
+	gotTable := strings.Replace(after["table devices"], `CREATE TABLE "devices"`, "CREATE TABLE devices", 1)
+	gotTable = strings.Replace(gotTable, "CREATE TABLE devices_new", "CREATE TABLE devices", 1)
+	if gotTable != wantTable {
+		t.Errorf("devices after the upgrade =\n%s\nwant\n%s", after["table devices"], wantTable)
+	}
+	if !strings.Contains(after["index devices_live_security_center"], "UNIQUE") {
+		t.Errorf("devices_live_security_center = %q, want a unique index", after["index devices_live_security_center"])
+	}
+	if len(after) != len(before)+1 {
+		t.Errorf("devices schema after the upgrade = %v, want %v plus one index", after, before)
+	}
+	for _, pragma := range []string{"integrity_check", "foreign_key_check"} {
+		var got []string
+		rows, err := raw.QueryContext(ctx, "PRAGMA "+pragma)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cols, _ := rows.Columns()
+		for rows.Next() {
+			vals := make([]any, len(cols))
+			ptrs := make([]any, len(cols))
+			for i := range vals {
+				ptrs[i] = &vals[i]
+			}
+			if err := rows.Scan(ptrs...); err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, fmt.Sprint(vals...))
+		}
+		rows.Close()
+		if pragma == "integrity_check" && (len(got) != 1 || got[0] != "ok") || pragma == "foreign_key_check" && len(got) != 0 {
+			t.Errorf("PRAGMA %s = %v", pragma, got)
 		}
 	}
 }

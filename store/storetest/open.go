@@ -25,6 +25,18 @@ func Postgres(tb testing.TB) *pgstore.DB {
 // It fails the test when the store cannot be opened.
 func OpenPostgres(tb testing.TB, url string) *pgstore.DB {
 	tb.Helper()
+	return openPostgres(tb, url, true)
+}
+
+// PostgresUnmigrated is Postgres without the migrations: the database is
+// empty, for tests of Migrate and MigrateTo.
+func PostgresUnmigrated(tb testing.TB) *pgstore.DB {
+	tb.Helper()
+	return openPostgres(tb, harness.PostgresURL(tb), false)
+}
+
+func openPostgres(tb testing.TB, url string, migrate bool) *pgstore.DB {
+	tb.Helper()
 	if !strings.Contains(url, "pool_max_conns") {
 		sep := "?"
 		if strings.Contains(url, "?") {
@@ -39,8 +51,10 @@ func OpenPostgres(tb testing.TB, url string) *pgstore.DB {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { db.Close() })
-	if err := db.Migrate(ctx); err != nil {
-		tb.Fatal(err)
+	if migrate {
+		if err := db.Migrate(ctx); err != nil {
+			tb.Fatal(err)
+		}
 	}
 	return db
 }
@@ -66,5 +80,17 @@ func OpenSQLite(tb testing.TB, path string) *sqlitestore.DB {
 	if err := db.Migrate(ctx); err != nil {
 		tb.Fatal(err)
 	}
+	return db
+}
+
+// OpenSQLiteUnmigrated returns a store in the file at path, not migrated,
+// closed when tb ends.
+func OpenSQLiteUnmigrated(tb testing.TB, path string) *sqlitestore.DB {
+	tb.Helper()
+	db, err := sqlitestore.Open(context.Background(), path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { db.Close() })
 	return db
 }

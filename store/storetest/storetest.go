@@ -48,6 +48,11 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Sealed", testSealed},
 		{"Budget", testBudget},
 		{"SpendAttemptRace", testSpendAttemptRace},
+		{"Grants", testGrants},
+		{"ConsumeGrantRace", testConsumeGrantRace},
+		{"GrantCleanup", testGrantCleanup},
+		{"SecurityCenter", testSecurityCenter},
+		{"SecurityCenterRace", testSecurityCenterRace},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {

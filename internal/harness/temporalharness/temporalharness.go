@@ -13,6 +13,7 @@ import (
 
 	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/log"
 	"go.temporal.io/server/temporaltest"
 
@@ -25,10 +26,15 @@ type Server struct {
 }
 
 // Start starts a fresh server for t, registers the search attributes and
-// stops it when t ends.
-func Start(t *testing.T) *Server {
+// stops it when t ends. Its clients use dc when given (production encrypts
+// every payload: pass codec.DataConverter(keys)).
+func Start(t *testing.T, dc ...converter.DataConverter) *Server {
 	t.Helper()
-	ts := temporaltest.NewServer(temporaltest.WithT(t), temporaltest.WithBaseClientOptions(client.Options{Logger: quiet()}))
+	opts := client.Options{Logger: quiet()}
+	if len(dc) > 0 {
+		opts.DataConverter = dc[0]
+	}
+	ts := temporaltest.NewServer(temporaltest.WithT(t), temporaltest.WithBaseClientOptions(opts))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	_, err := ts.GetDefaultClient().OperatorService().AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{

@@ -163,3 +163,21 @@ func ChallengeRefusal(c store.SMSChallenge, now time.Time) error {
 	}
 	return nil
 }
+
+// GrantRefusal returns why g cannot be consumed by accountID for (action,
+// resource) at now, in the order of precedence of store.GrantStore:
+// ErrNotFound (another account's grant), ErrGrantMismatch, ErrGrantUsed,
+// ErrGrantExpired; nil when it can.
+func GrantRefusal(g store.Grant, accountID, action, resource string, now time.Time) error {
+	switch {
+	case g.AccountID != accountID:
+		return store.ErrNotFound
+	case g.Action != action || g.Resource != resource:
+		return store.ErrGrantMismatch
+	case !g.UsedAt.IsZero():
+		return store.ErrGrantUsed
+	case !now.Before(g.ExpiresAt):
+		return store.ErrGrantExpired
+	}
+	return nil
+}

@@ -1,0 +1,624 @@
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"regexp"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/mfaflow/mfaflow/console"
+	"github.com/mfaflow/mfaflow/inventory"
+	"github.com/mfaflow/mfaflow/mfa"
+	"github.com/mfaflow/mfaflow/store"
+	"github.com/mfaflow/mfaflow/workflows"
+)
+
+var (
+	codePattern    = regexp.MustCompile(`^[0-9]{6}([0-9]{2})?$`)
+	smsCodePattern = regexp.MustCompile(`^[0-9]{6}$`)
+	serialPattern  = regexp.MustCompile(`^[A-Za-z0-9-]{4,32}$`)
+	idPattern      = regexp.MustCompile(`^[A-Za-z0-9_-]{1,80}$`)
+)
+
+// checkCode refuses a code that is not 6 or 8 digits before it costs anything.
+func checkCode(field, code string) error {
+	if !codePattern.MatchString(code) {
+		return invalidField(field, "must be the 6-digit (or 8-digit) code")
+	}
+	return nil
+}
+
+func caller(c *gin.Context) console.Caller {
+	return console.Caller{Actor: "console", RemoteIP: c.ClientIP()}
+}
+
+// deviceView is a device as the console sees it.
+type deviceView struct {
+	ID         string     `json:"id"`
+	Type       string     `json:"type"`
+	Serial     string     `json:"serial,omitempty"`
+	BoundAt    time.Time  `json:"bound_at"`
+	LastUsedAt *time.Time `json:"last_used_at"`
+}
+
+func viewDevice(d store.Device) deviceView {
+	v := deviceView{ID: d.ID, Type: string(d.Type), Serial: d.Serial, BoundAt: d.BoundAt.UTC()}
+	if !d.LastUsedAt.IsZero() {
+		t := d.LastUsedAt.UTC()
+		v.LastUsedAt = &t
+	}
+	return v
+}
+
+func protectionView(p store.Protection) gin.H {
+	return gin.H{"login": p.Login, "operation": p.Operation}
+}
+
+// bindingError maps the BindDevice workflow's failures to HTTP answers.
+func bindingError(err error) error {
+	var already *serviceerror.WorkflowExecutionAlreadyStarted
+	if errors.As(err, &already) {
+		return errorf(http.StatusConflict, "binding_in_progress", "a binding is already in progress for this account; finish it or wait for it to expire")
+	}
+	var nf *serviceerror.NotFound
+	if errors.As(err, &nf) {
+		return errorf(http.StatusNotFound, "binding_not_found", "no such binding in progress")
+	}
+	var app *temporal.ApplicationError
+	if !errors.As(err, &app) {
+		var unavailable *serviceerror.Unavailable
+		var dl *serviceerror.DeadlineExceeded
+		if errors.As(err, &unavailable) || errors.As(err, &dl) || errors.Is(err, context.DeadlineExceeded) {
+			return errorf(http.StatusServiceUnavailable, "unavailable", "the workflow service is unavailable; try again shortly")
+		}
+		return err
+	}
+	switch app.Type() {
+	case workflows.ErrTypeInvalidCode:
+		e := errorf(http.StatusUnauthorized, "invalid_code", "the code is not valid")
+		return e
+	case workflows.ErrTypeMalformed:
+		return errorf(http.StatusBadRequest, "invalid_field", "the input is malformed")
+	case workflows.ErrTypeLocked:
+		e := errorf(http.StatusTooManyRequests, "locked", "too many wrong codes; try again later")
+		var secs int
+		if app.HasDetails() && app.Details(&secs) == nil && secs > 0 {
+			e.RetryAfter = time.Duration(secs) * time.Second
+		}
+		return e
+	case workflows.ErrTypeReplayed:
+		return errorf(http.StatusUnauthorized, "code_reused", "this code was already used; wait for the next one")
+	case workflows.ErrTypeNotConsecutive:
+		return errorf(http.StatusUnprocessableEntity, "codes_not_consecutive", "enter two consecutive codes from the app")
+	case workflows.ErrTypeSerialUnknown:
+		return errorf(http.StatusUnprocessableEntity, "serial_unknown", "no token card with this serial number")
+	case workflows.ErrTypeSerialUnavailable:
+		return errorf(http.StatusConflict, "serial_unavailable", "this token card cannot be bound")
+	case workflows.ErrTypeTooManyDevices:
+		return errorf(http.StatusConflict, "too_many_devices", "the account has the maximum number of MFA devices")
+	case workflows.ErrTypeWrongState:
+		return errorf(http.StatusConflict, "wrong_state", "the binding is not at this step")
+	case workflows.ErrTypeExpired:
+		return errorf(http.StatusGone, "binding_expired", "the binding expired; start again")
+	case workflows.ErrTypeSMSExhausted:
+		return errorf(http.StatusGone, "binding_failed", "too many wrong SMS codes; start again")
+	case workflows.ErrTypeNoPhone:
+		return errorf(http.StatusUnprocessableEntity, "no_bound_phone", "the account has no bound phone to send the code to")
+	case workflows.ErrTypeNoAccount:
+		return errorf(http.StatusNotFound, "not_found", "no such account")
+	}
+	return err
+}
+
+func newBindingID() string {
+	b := make([]byte, 12)
+	_, _ = rand.Read(b)
+	return "bnd_" + base64.RawURLEncoding.EncodeToString(b)
+}
+
+func (s *Server) handleCreateBinding() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		accountID, err := accountID(c)
+		if err != nil {
+			fail(c, s.log, err)
+			return
+		}
+		var req struct {
+			DeviceType string `json:"device_type"`
+		}
+		if err := decodeJSON(c, &req); err != nil {
+			fail(c, s.log, err)
+			return
+		}
+		if req.DeviceType != workflows.DeviceVirtual && req.DeviceType != workflows.DeviceHardware {
+			fail(c, s.log, invalidField("device_type", `must be "virtual" or "hardware"`))
+			return
+		}
+		if _, err := s.deps.Store.GetAccount(c.Request.Context(), accountID); err != nil {
+			fail(c, s.log, err)
+			return
+		}
+		in := workflows.BindDeviceInput{AccountID: accountID, DeviceType: req.DeviceType, BindingID: newBindingID(), RequestedBy: "console", RemoteIP: c.ClientIP()}
+		start := s.deps.Temporal.NewWithStartWorkflowOperation(client.StartWorkflowOptions{
+			ID:                       workflows.BindWorkflowID(accountID),
+			TaskQueue:                workflows.TaskQueue,
+			WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+			WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+			WorkflowExecutionTimeout: workflows.BindingTTL + 5*time.Minute,
+		}, "BindDevice", in)
+		h, err := s.deps.Temporal.UpdateWithStartWorkflow(c.Request.Context(), client.UpdateWithStartWorkflowOptions{
+			StartWorkflowOperation: start,
+			UpdateOptions:          client.UpdateWorkflowOptions{UpdateName: workflows.UpdateBegin, WaitForStage: client.WorkflowUpdateStageCompleted},
+		})
+		var st workflows.BindingState
+		if err == nil {
+			err = h.Get(c.Request.Context(), &st)
+		}
+		if err != nil {
+			fail(c, s.log, bindingError(err))
+			return
+		}
+		c.JSON(http.StatusCreated, gin.H{"binding_id": st.BindingID, "status": st.Status, "device_type": st.DeviceType, "expires_at": st.ExpiresAt.UTC()})
+	}
+}
+
+// bindingUpdate sends an update to the account's running binding.
+func (s *Server) bindingUpdate(c *gin.Context, accountID, name string, arg any) (workflows.BindingState, error) {
+	h, err := s.deps.Temporal.UpdateWorkflow(c.Request.Context(), client.UpdateWorkflowOptions{
+		WorkflowID: workflows.BindWorkflowID(accountID), UpdateName: name, Args: []any{arg},
+		WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	var st workflows.BindingState
+	if err == nil {
+		err = h.Get(c.Request.Context(), &st)
+	}
+	return st, bindingErrorOrNil(err)
+}
+
+func bindingErrorOrNil(err error) error {
+	if err == nil {
+		return nil
+	}
+	return bindingError(err)
+}
+
+func bindingParams(c *gin.Context) (string, string, error) {
+	accountID, err := accountID(c)
+	if err != nil {
+		return "", "", err
+	}
+	bid := c.Param("binding_id")
+	if !idPattern.MatchString(bid) {
+		return "", "", errorf(http.StatusNotFound, "binding_not_found", "no such binding in progress")
+	}
+	return accountID, bid, nil
+}
+
+// pendingSecret opens the secret of a binding's pending virtual device, to
+// show it once (key, otpauth URI, QR). It is refused once the device is bound.
+func (s *Server) pendingSecret(ctx context.Context, st workflows.BindingState) (mfa.Secret, string, error) {
+	if st.DeviceID == "" {
+		return nil, "", errorf(http.StatusConflict, "wrong_state", "the binding has no app key at this step")
+	}
+	d, err := s.deps.Store.GetDevice(ctx, st.DeviceID)
+	if err != nil {
+		return nil, "", err
+	}
+	if d.Status != store.DevicePending || d.AccountID != st.AccountID {
+		return nil, "", errorf(http.StatusConflict, "wrong_state", "the key is shown only while the binding waits for the app's codes")
+	}
+	secret, err := inventory.OpenSecret(ctx, s.deps.Store, s.deps.Keys, store.SealedDevices, d.ID, d.Secret)
+	if err != nil {
+		return nil, "", err
+	}
+	p, err := mfa.ParseAlgorithm(d.Algorithm)
+	if err != nil {
+		return nil, "", err
+	}
+	uri := mfa.KeyURI(s.issuer(), st.AccountID, secret, mfa.Params{Algorithm: p, Digits: d.Digits, Period: time.Duration(d.PeriodSeconds) * time.Second})
+	return secret, uri, nil
+}
+
+func (s *Server) issuer() string {
+	if s.deps.Issuer != "" {
+		return s.deps.Issuer
+	}
+	return "mfaflow"
+}
+
+func (s *Server) handleBindingSMSCode() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		accountID, bid, err := bindingParams(c)
+		if err != nil {
+			fail(c, s.log, err)
+			return
+		}
+		var req struct {
+			Code string `json:"code"`
+		}
+		if err := decodeJSON(c, &req); err != nil {
+			fail(c, s.log, err)
+			return
+		}
+		if !smsCodePattern.MatchString(req.Code) {
+			fail(c, s.log, invalidField("code", "must be the 6-digit SMS code"))
+			return
+		}
+		st, err := s.bindingUpdate(c, accountID, workflows.UpdateSMSCode, workflows.BindSMSCodeInput{BindingID: bid, Code: req.Code})
+		if err != nil {
+			fail(c, s.log, err)
+			return
+		}
+		if st.Status != workflows.BindingAwaitingDeviceCodes {
+			c.JSON(http.StatusOK, gin.H{"binding_id": st.BindingID, "status": st.Status, "expires_at": st.ExpiresAt.UTC()})
+			return
+		}
+		secret, uri, err := s.pendingSecret(c.Request.Context(), st)
+		if err != nil {
+			fail(c, s.log, err)
+			return
+		}
+		c.JSON(http.StatusOK, gin.H{"binding_id": st.BindingID, "status": st.Status, "expires_at": st.ExpiresAt.UTC(),
+			"secret": mfa.EncodeSecret(secret), "otpauth_uri": uri,
+			"qr_url": c.Request.URL.Path[:len(c.Request.URL.Path)-len("sms-code")] + "qr.png"})
+	}
+}
+
+func (s *Server) handleBindingQR() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		accountID, bid, err := bindingParams(c)
+		if err != nil {
+			fail(c, s.log, err)
+			return
+		}
+		v, err := s.deps.Temporal.QueryWorkflow(c.Request.Context(), workflows.BindWorkflowID(accountID), "", workflows.QueryBindingStatus)
+		var st workflows.BindingState
+		if err == nil {
+			err = v.Get(&st)
+		}
+		if err != nil {
+			fail(c, s.log, bindingError(err))
+			return
+		}
+		if st.BindingID != bid {
+			fail(c, s.log, errorf(http.StatusNotFound, "binding_not_found", "no such binding in progress"))
+			return
+		}
+		_, uri, err := s.pendingSecret(c.Request.Context(), st)
+		if err != nil {
+			fail(c, s.log, err)
+			return
+		}
+		png, err := mfa.QRPNG(uri, 256)
+		if err != nil {
+			fail(c, s.log, err)
+			return
+		}
+		c.Data(http.StatusOK, "image/png", png)
+	}
+}
+
+type protectionBody struct {
+	Login     bool `json:"login"`
+	Operation bool `json:"operation"`
+}
+
+func (s *Server) handleBindingConfirm() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		accountID, bid, err := bindingParams(c)
+		if err != nil {
+			fail(c, s.log, err)
+			return
+		}
+		var req struct {
+			Code1      string         `json:"code1"`
+			Code2      string         `json:"code2"`
+			Serial     string         `json:"serial"`
+			Code       string         `json:"code"`
+			Protection protectionBody `json:"protection"`
+		}
+		if err := decodeJSON(c, &req); err != nil {
+			fail(c, s.log, err)
+			return
+		}
+		in := workflows.BindConfirmInput{BindingID: bid, Code1: req.Code1, Code2: req.Code2, Serial: req.Serial, Code: req.Code,
+			Protection: workflows.Protection{Login: req.Protection.Login, Operation: req.Protection.Operation}}
+		if req.Serial != "" || req.Code != "" {
+			if !serialPattern.MatchString(req.Serial) {
+				fail(c, s.log, invalidField("serial", "the serial number from the back of the card (4-32 letters, digits or '-')"))
+				return
+			}
+			if err := checkCode("code", req.Code); err != nil {
+				fail(c, s.log, err)
+				return
+			}
+		} else {
+			if err := checkCode("code1", req.Code1); err != nil {
+				fail(c, s.log, err)
+				return
+			}
+			if err := checkCode("code2", req.Code2); err != nil {
+				fail(c, s.log, err)
+				return
+			}
+		}
+		st, err := s.bindingUpdate(c, accountID, workflows.UpdateConfirm, in)
+		if err != nil {
+			fail(c, s.log, err)
+			return
+		}
+		d, err := s.deps.Store.GetDevice(c.Request.Context(), st.DeviceID)
+		if err != nil {
+			fail(c, s.log, err)
+			return
+		}
+		p, err := s.deps.Store.GetProtection(c.Request.Context(), accountID)
+		if err != nil {
+			fail(c, s.log, err)
+			return
+		}
+		c.JSON(http.StatusOK, gin.H{"binding_id": st.BindingID, "status": st.Status, "device": viewDevice(d), "protection": protectionView(p)})
+	}
+}
+
+func (s *Server) handleGetMFA() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		accountID, err := accountID(c)
+		if err != nil {
+			fail(c, s.log, err)
+			return
+		}
+		devs, p, err := s.deps.ConsoleService.Devices(c.Request.Context(), accountID)
+		if err != nil {
+			fail(c, s.log, err)
+			return
+		}
+		out := make([]deviceView, 0, len(devs))
+		for _, d := range devs {
+			out = append(out, viewDevice(d))
+		}
+		c.JSON(http.StatusOK, gin.H{"account_id": accountID, "devices": out, "protection": protectionView(p)})
+	}
+}
+
+func (s *Server) handlePutProtection() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		accountID, err := accountID(c)
+		if err != nil {
+			fail(c, s.log, err)
+			return
+		}
+		var req struct {
+			Login     *bool  `json:"login"`
+			Operation *bool  `json:"operation"`
+			Code      string `json:"code"`
+		}
+		if err := decodeJSON(c, &req); err != nil {
+			fail(c, s.log, err)
+			return
+		}
+		if req.Login == nil {
+			fail(c, s.log, invalidField("login", "required: true or false"))
+			return
+		}
+		if req.Operation == nil {
+			fail(c, s.log, invalidField("operation", "required: true or false"))
+			return
+		}
+		if err := checkCode("code", req.Code); err != nil {
+			fail(c, s.log, err)
+			return
+		}
+		p, err := s.deps.ConsoleService.SetProtection(c.Request.Context(), caller(c), accountID, req.Code, store.Protection{Login: *req.Login, Operation: *req.Operation})
+		if err != nil {
+			fail(c, s.log, err)
+			return
+		}
+		c.JSON(http.StatusOK, gin.H{"protection": protectionView(p)})
+	}
+}
+
+type operationBody struct {
+	Action   string `json:"action"`
+	Resource string `json:"resource"`
+}
+
+func (o operationBody) check() error {
+	if o.Action == "" || len(o.Action) > 64 {
+		return invalidField("operation.action", "required, at most 64 characters")
+	}
+	if o.Resource == "" || len(o.Resource) > 256 {
+		return invalidField("operation.resource", "required, at most 256 characters")
+	}
+	return nil
+}
+
+func (s *Server) handleVerify() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		accountID, err := accountID(c)
+		if err != nil {
+			fail(c, s.log, err)
+			return
+		}
+		var req struct {
+			Code      string         `json:"code"`
+			Purpose   string         `json:"purpose"`
+			Operation *operationBody `json:"operation"`
+		}
+		if err := decodeJSON(c, &req); err != nil {
+			fail(c, s.log, err)
+			return
+		}
+		var op console.Operation
+		switch req.Purpose {
+		case console.PurposeLogin:
+		case console.PurposeOperation:
+			if req.Operation == nil {
+				fail(c, s.log, invalidField("operation", "required for purpose operation"))
+				return
+			}
+			if err := req.Operation.check(); err != nil {
+				fail(c, s.log, err)
+				return
+			}
+			op = console.Operation{Action: req.Operation.Action, Resource: req.Operation.Resource}
+		default:
+			fail(c, s.log, invalidField("purpose", `must be "login" or "operation"`))
+			return
+		}
+		if err := checkCode("code", req.Code); err != nil {
+			fail(c, s.log, err)
+			return
+		}
+		res, err := s.deps.ConsoleService.Verify(c.Request.Context(), caller(c), accountID, req.Code, req.Purpose, op)
+		if err != nil {
+			fail(c, s.log, err)
+			return
+		}
+		body := gin.H{"verified": true, "device_id": res.DeviceID}
+		if res.Grant != "" {
+			body["grant"] = res.Grant
+			body["expires_at"] = res.ExpiresAt.UTC()
+		}
+		c.JSON(http.StatusOK, body)
+	}
+}
+
+func (s *Server) handleConsumeGrant() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		accountID, err := accountID(c)
+		if err != nil {
+			fail(c, s.log, err)
+			return
+		}
+		var req struct {
+			Grant     string         `json:"grant"`
+			Operation *operationBody `json:"operation"`
+		}
+		if err := decodeJSON(c, &req); err != nil {
+			fail(c, s.log, err)
+			return
+		}
+		if req.Grant == "" || len(req.Grant) > 128 {
+			fail(c, s.log, invalidField("grant", "required"))
+			return
+		}
+		if req.Operation == nil {
+			fail(c, s.log, invalidField("operation", "required"))
+			return
+		}
+		if err := req.Operation.check(); err != nil {
+			fail(c, s.log, err)
+			return
+		}
+		g, err := s.deps.ConsoleService.ConsumeGrant(c.Request.Context(), caller(c), accountID, req.Grant, console.Operation{Action: req.Operation.Action, Resource: req.Operation.Resource})
+		if err != nil {
+			fail(c, s.log, err)
+			return
+		}
+		c.JSON(http.StatusOK, gin.H{"consumed": true, "operation": gin.H{"action": g.Action, "resource": g.Resource}})
+	}
+}
+
+func (s *Server) handleResync() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		accountID, err := accountID(c)
+		if err != nil {
+			fail(c, s.log, err)
+			return
+		}
+		var req struct {
+			Code1 string `json:"code1"`
+			Code2 string `json:"code2"`
+		}
+		if err := decodeJSON(c, &req); err != nil {
+			fail(c, s.log, err)
+			return
+		}
+		if err := checkCode("code1", req.Code1); err != nil {
+			fail(c, s.log, err)
+			return
+		}
+		if err := checkCode("code2", req.Code2); err != nil {
+			fail(c, s.log, err)
+			return
+		}
+		d, drift, err := s.deps.ConsoleService.Resync(c.Request.Context(), caller(c), accountID, req.Code1, req.Code2)
+		if err != nil {
+			fail(c, s.log, err)
+			return
+		}
+		c.JSON(http.StatusOK, gin.H{"resynced": true, "device": viewDevice(d), "drift_steps": drift})
+	}
+}
+
+func (s *Server) handleDeleteDevice() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		accountID, err := accountID(c)
+		if err != nil {
+			fail(c, s.log, err)
+			return
+		}
+		deviceID := c.Param("device_id")
+		if !idPattern.MatchString(deviceID) {
+			fail(c, s.log, store.ErrNotFound)
+			return
+		}
+		var req struct {
+			Code string `json:"code"`
+		}
+		if err := decodeJSON(c, &req); err != nil {
+			fail(c, s.log, err)
+			return
+		}
+		if err := checkCode("code", req.Code); err != nil {
+			fail(c, s.log, err)
+			return
+		}
+		if err := s.deps.ConsoleService.Unbind(c.Request.Context(), caller(c), accountID, deviceID, req.Code); err != nil {
+			fail(c, s.log, err)
+			return
+		}
+		c.JSON(http.StatusOK, gin.H{"unbound": true, "device_id": deviceID})
+	}
+}
+
+func (s *Server) handleLoginProtectionVerify() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		accountID, err := accountID(c)
+		if err != nil {
+			fail(c, s.log, err)
+			return
+		}
+		var req struct {
+			Code string `json:"code"`
+		}
+		if err := decodeJSON(c, &req); err != nil {
+			fail(c, s.log, err)
+			return
+		}
+		if err := checkCode("code", req.Code); err != nil {
+			fail(c, s.log, err)
+			return
+		}
+		a, err := s.deps.Store.GetAccount(c.Request.Context(), accountID)
+		if err != nil {
+			fail(c, s.log, err)
+			return
+		}
+		if _, err := s.deps.ConsoleService.LoginVerify(c.Request.Context(), caller(c), accountID, req.Code); err != nil {
+			fail(c, s.log, err)
+			return
+		}
+		c.JSON(http.StatusOK, gin.H{"verified": true, "method": a.LoginMethod})
+	}
+}

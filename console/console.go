@@ -1,0 +1,481 @@
+// Package console is the console's side of MFA outside binding: verifying
+// codes for login and operation protection, operation grants, protection
+// settings, hardware resync, ordinary unbinding and the account's
+// login-protection method. Every check goes through the mfa package with
+// the store's replay guard and the account's one failure budget.
+package console
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/mfaflow/mfaflow/inventory"
+	"github.com/mfaflow/mfaflow/mfa"
+	"github.com/mfaflow/mfaflow/notify"
+	"github.com/mfaflow/mfaflow/store"
+)
+
+// Errors returned by Service besides the mfa and store errors (mfa.ErrInvalidCode,
+// mfa.ErrReplayed, mfa.ErrLocked, mfa.ErrResyncFailed, store.ErrNotFound,
+// store.ErrUnavailable, store.ErrGrantMismatch, store.ErrGrantUsed, store.ErrGrantExpired).
+var (
+	ErrProtectionOff = errors.New("console: protection is off for this purpose")
+	ErrNoDevice      = errors.New("console: the account has no active MFA device")
+	ErrNotHardware   = errors.New("console: resync is for hardware token cards")
+	ErrInvalid       = errors.New("console: invalid request")
+)
+
+// Purposes of a verification.
+const (
+	PurposeLogin     = "login"
+	PurposeOperation = "operation"
+)
+
+// Service answers the console.
+type Service struct {
+	Store    store.Store
+	Keys     *mfa.Keyring
+	Notifier notify.Notifier
+	Policy   mfa.LockPolicy
+	Log      *slog.Logger
+	// GrantTTL is how long an operation grant lives; 0: 5 minutes.
+	GrantTTL time.Duration
+	// ResyncWindow is the resync search window in steps; 0: 10.
+	ResyncWindow int
+	Now          func() time.Time
+	// OnDeviceUsed, when set, is told of every successful use of a device
+	// (an unbind appeal in cool-down is cancelled by it).
+	OnDeviceUsed func(ctx context.Context, accountID, deviceID string)
+}
+
+func (s *Service) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+func (s *Service) logger() *slog.Logger {
+	if s.Log != nil {
+		return s.Log
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+func (s *Service) verifier() *mfa.Verifier {
+	return &mfa.Verifier{Steps: s.Store, Budget: s.Store, Policy: s.Policy, Now: s.now, OnLock: s.onLock}
+}
+
+// Operation names a sensitive operation.
+type Operation struct {
+	Action   string `json:"action"`
+	Resource string `json:"resource"`
+}
+
+// VerifyResult is a successful verification.
+type VerifyResult struct {
+	DeviceID  string
+	Grant     string    // operation purpose only: the single-use grant token
+	ExpiresAt time.Time // of the grant
+}
+
+// Caller says who asked, for the audit log.
+type Caller struct {
+	Actor    string
+	RemoteIP string
+}
+
+// Verify checks code for the account's login or operation protection. For an
+// operation it issues a single-use grant bound to the account, action and
+// resource. It returns ErrProtectionOff when the purpose is not protected,
+// ErrNoDevice, and the mfa errors.
+func (s *Service) Verify(ctx context.Context, c Caller, accountID, code, purpose string, op Operation) (VerifyResult, error) {
+	if _, err := s.Store.GetAccount(ctx, accountID); err != nil {
+		return VerifyResult{}, err
+	}
+	p, err := s.Store.GetProtection(ctx, accountID)
+	if err != nil {
+		return VerifyResult{}, err
+	}
+	switch {
+	case purpose == PurposeLogin && !p.Login, purpose == PurposeOperation && !p.Operation:
+		return VerifyResult{}, ErrProtectionOff
+	case purpose != PurposeLogin && purpose != PurposeOperation:
+		return VerifyResult{}, ErrInvalid
+	}
+	deviceID, err := s.checkDevices(ctx, c, accountID, code, "mfa.verify."+purpose)
+	if err != nil {
+		return VerifyResult{}, err
+	}
+	res := VerifyResult{DeviceID: deviceID}
+	if purpose == PurposeOperation {
+		token, g, err := s.issueGrant(ctx, accountID, deviceID, op)
+		if err != nil {
+			return VerifyResult{}, err
+		}
+		res.Grant, res.ExpiresAt = token, g.ExpiresAt
+	}
+	details := map[string]string{"device_id": deviceID}
+	if purpose == PurposeOperation {
+		details["action"], details["resource"] = op.Action, op.Resource
+	}
+	s.audit(ctx, c, accountID, "mfa.verify."+purpose, "ok", deviceID, details)
+	return res, nil
+}
+
+// checkDevices verifies code against every active MFA device of the account,
+// auditing and notifying replays. It returns the device that matched.
+func (s *Service) checkDevices(ctx context.Context, c Caller, accountID, code, action string) (string, error) {
+	devs, err := s.activeDevices(ctx, accountID, store.Virtual, store.Hardware)
+	if err != nil {
+		return "", err
+	}
+	if len(devs) == 0 {
+		return "", ErrNoDevice
+	}
+	return s.check(ctx, c, accountID, devs, code, action)
+}
+
+func (s *Service) check(ctx context.Context, c Caller, accountID string, devs []store.Device, code, action string) (string, error) {
+	cands := make([]mfa.Candidate, 0, len(devs))
+	for _, d := range devs {
+		secret, err := inventory.OpenSecret(ctx, s.Store, s.Keys, store.SealedDevices, d.ID, d.Secret)
+		if err != nil {
+			return "", fmt.Errorf("console: device %s: %w", d.ID, err)
+		}
+		p, err := params(d)
+		if err != nil {
+			return "", err
+		}
+		cands = append(cands, mfa.Candidate{DeviceID: d.ID, Secret: secret, Opts: mfa.VerifyOpts{Params: p, Drift: d.Drift}})
+	}
+	deviceID, _, err := s.verifier().CheckAny(ctx, accountID, cands, code)
+	switch {
+	case errors.Is(err, mfa.ErrReplayed):
+		s.audit(ctx, c, accountID, action, "replayed", "", nil)
+		s.notifyOwner(ctx, accountID, "code_reused", "A code of your MFA device was used again and refused. If this was not you, someone may be watching your codes.")
+		return "", err
+	case errors.Is(err, mfa.ErrLocked):
+		s.audit(ctx, c, accountID, action, "locked", "", nil)
+		return "", err
+	case err != nil:
+		s.audit(ctx, c, accountID, action, "invalid", "", nil)
+		return "", err
+	}
+	if err := s.Store.TouchDevice(ctx, deviceID, s.now()); err != nil {
+		s.logger().WarnContext(ctx, "touch device failed", "device_id", deviceID, "err", err)
+	}
+	if s.OnDeviceUsed != nil {
+		s.OnDeviceUsed(ctx, accountID, deviceID)
+	}
+	return deviceID, nil
+}
+
+func (s *Service) activeDevices(ctx context.Context, accountID string, types ...store.DeviceType) ([]store.Device, error) {
+	all, err := s.Store.ListDevices(ctx, accountID)
+	if err != nil {
+		return nil, err
+	}
+	var out []store.Device
+	for _, d := range all {
+		if d.Status != store.DeviceActive {
+			continue
+		}
+		for _, t := range types {
+			if d.Type == t {
+				out = append(out, d)
+			}
+		}
+	}
+	return out, nil
+}
+
+func params(d store.Device) (mfa.Params, error) {
+	alg, err := mfa.ParseAlgorithm(d.Algorithm)
+	if err != nil {
+		return mfa.Params{}, err
+	}
+	return mfa.Params{Algorithm: alg, Digits: d.Digits, Period: time.Duration(d.PeriodSeconds) * time.Second}, nil
+}
+
+// onLock audits a lock and tells the owner.
+func (s *Service) onLock(ctx context.Context, accountID string, st mfa.BudgetState) {
+	details := map[string]string{"failures": strconv.Itoa(st.Failures)}
+	if st.Hard {
+		details["hard"] = "true"
+	} else {
+		details["locked_until"] = st.LockedUntil.UTC().Format(time.RFC3339)
+	}
+	s.audit(ctx, Caller{Actor: "system"}, accountID, "mfa.lock", "locked", "", details)
+	msg := "Too many wrong codes: MFA checks on your account are paused until " + st.LockedUntil.UTC().Format(time.RFC3339) + "."
+	if st.Hard {
+		msg = "Too many wrong codes: MFA checks on your account are locked. Contact support to unlock it."
+	}
+	s.notifyOwner(ctx, accountID, "mfa_locked", msg)
+}
+
+// grantToken returns a new 256-bit grant token and its stored id (SHA-256).
+func grantToken() (token, id string, err error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", "", err
+	}
+	token = "grt_" + base64.RawURLEncoding.EncodeToString(b)
+	return token, store.GrantID(token), nil
+}
+
+func (s *Service) issueGrant(ctx context.Context, accountID, deviceID string, op Operation) (string, store.Grant, error) {
+	token, id, err := grantToken()
+	if err != nil {
+		return "", store.Grant{}, err
+	}
+	ttl := s.GrantTTL
+	if ttl == 0 {
+		ttl = 5 * time.Minute
+	}
+	g, err := s.Store.CreateGrant(ctx, store.Grant{ID: id, AccountID: accountID, Action: op.Action, Resource: op.Resource, DeviceID: deviceID, ExpiresAt: s.now().Add(ttl)})
+	if err != nil {
+		return "", store.Grant{}, err
+	}
+	return token, g, nil
+}
+
+// ConsumeGrant uses a grant for exactly its operation, once. It returns
+// store.ErrNotFound, store.ErrGrantMismatch, store.ErrGrantUsed or
+// store.ErrGrantExpired; each refusal is audited.
+func (s *Service) ConsumeGrant(ctx context.Context, c Caller, accountID, token string, op Operation) (store.Grant, error) {
+	g, err := s.Store.ConsumeGrant(ctx, store.GrantID(token), accountID, op.Action, op.Resource, s.now())
+	details := map[string]string{"action": op.Action, "resource": op.Resource}
+	if err != nil {
+		outcome := "denied"
+		if errors.Is(err, store.ErrUnavailable) {
+			return g, err
+		}
+		details["reason"] = err.Error()
+		s.audit(ctx, c, accountID, "grant.consume", outcome, "", details)
+		return g, err
+	}
+	s.audit(ctx, c, accountID, "grant.consume", "ok", g.DeviceID, details)
+	return g, nil
+}
+
+// SetProtection changes the protection scope after a valid code from an
+// active device, audits and notifies. It returns ErrNoDevice and the mfa errors.
+func (s *Service) SetProtection(ctx context.Context, c Caller, accountID, code string, p store.Protection) (store.Protection, error) {
+	if _, err := s.Store.GetAccount(ctx, accountID); err != nil {
+		return store.Protection{}, err
+	}
+	deviceID, err := s.checkDevices(ctx, c, accountID, code, "protection.set")
+	if err != nil {
+		return store.Protection{}, err
+	}
+	out, err := s.Store.SetProtection(ctx, accountID, p)
+	if err != nil {
+		return store.Protection{}, err
+	}
+	s.audit(ctx, c, accountID, "protection.set", "ok", deviceID, map[string]string{"login": strconv.FormatBool(p.Login), "operation": strconv.FormatBool(p.Operation)})
+	s.notifyOwner(ctx, accountID, "protection_changed", fmt.Sprintf("Your MFA protection settings changed: login protection %s, operation protection %s.", onOff(p.Login), onOff(p.Operation)))
+	return out, nil
+}
+
+func onOff(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
+}
+
+// Resync re-aligns the account's hardware card with two consecutive codes in
+// a wide window and records the drift. A failure says nothing about which
+// code was right (mfa.ErrResyncFailed) and counts against the budget.
+func (s *Service) Resync(ctx context.Context, c Caller, accountID, code1, code2 string) (store.Device, int64, error) {
+	devs, err := s.activeDevices(ctx, accountID, store.Hardware)
+	if err != nil {
+		return store.Device{}, 0, err
+	}
+	if len(devs) == 0 {
+		return store.Device{}, 0, ErrNotHardware
+	}
+	window := s.ResyncWindow
+	if window == 0 {
+		window = 10
+	}
+	v := s.verifier()
+	// Find the card the codes belong to; the budget is spent once either way
+	// and nothing is revealed while the account is locked.
+	var card store.Device
+	var secret []byte
+	var opts mfa.ResyncOpts
+	for _, d := range devs {
+		sec, err := inventory.OpenSecret(ctx, s.Store, s.Keys, store.SealedDevices, d.ID, d.Secret)
+		if err != nil {
+			return store.Device{}, 0, err
+		}
+		p, err := params(d)
+		if err != nil {
+			return store.Device{}, 0, err
+		}
+		o := mfa.ResyncOpts{Params: p, Window: window, CurrentDrift: d.Drift, Now: s.now()}
+		if _, _, err := mfa.Resync(sec, code1, code2, o); err == nil {
+			card, secret, opts = d, sec, o
+			break
+		}
+	}
+	if card.ID == "" {
+		err := v.Attempt(ctx, accountID, func() error { return mfa.ErrResyncFailed })
+		s.audit(ctx, c, accountID, "device.resync", "invalid", "", nil)
+		return store.Device{}, 0, err
+	}
+	// Drift and used step are recorded together (compare-and-set on the step).
+	var drift int64
+	err = v.Attempt(ctx, accountID, func() error {
+		d, step, err := mfa.Resync(secret, code1, code2, opts)
+		if err != nil {
+			return err
+		}
+		ok, err := s.Store.ResyncDevice(ctx, card.ID, d, step)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return mfa.ErrReplayed
+		}
+		drift = d
+		return nil
+	})
+	if err != nil {
+		s.audit(ctx, c, accountID, "device.resync", "invalid", "", nil)
+		return store.Device{}, 0, err
+	}
+	s.audit(ctx, c, accountID, "device.resync", "ok", card.ID, map[string]string{"drift_steps": strconv.FormatInt(drift, 10), "serial": card.Serial})
+	card.Drift = drift
+	return card, drift, nil
+}
+
+// Unbind revokes one of the account's devices after a valid code from any of
+// its active devices, returns a hardware card to the pool, audits and
+// notifies. It returns store.ErrNotFound for a device of another account.
+func (s *Service) Unbind(ctx context.Context, c Caller, accountID, deviceID, code string) error {
+	d, err := s.Store.GetDevice(ctx, deviceID)
+	if err != nil {
+		return err
+	}
+	if d.AccountID != accountID || d.Status != store.DeviceActive || (d.Type != store.Virtual && d.Type != store.Hardware) {
+		return store.ErrNotFound
+	}
+	by, err := s.checkDevices(ctx, c, accountID, code, "device.unbind")
+	if err != nil {
+		return err
+	}
+	if _, err := s.Store.RevokeDevice(ctx, deviceID, s.now()); err != nil {
+		return err
+	}
+	if d.Type == store.Hardware && d.Serial != "" {
+		if _, err := s.Store.ReleaseToken(ctx, d.Serial, d.ID); err != nil {
+			s.logger().WarnContext(ctx, "release token failed", "device_id", d.ID, "err", err)
+		}
+	}
+	s.audit(ctx, c, accountID, "device.unbind", "ok", deviceID, map[string]string{"type": string(d.Type), "verified_with": by})
+	s.notifyOwner(ctx, accountID, "device_unbound", "An MFA device was removed from your account. If this was not you, contact support at once.")
+	return nil
+}
+
+// LoginVerify checks the account's login-protection code by its method:
+// the security-center authenticator for ordinary accounts, the MFA devices
+// for beta accounts.
+func (s *Service) LoginVerify(ctx context.Context, c Caller, accountID, code string) (string, error) {
+	a, err := s.Store.GetAccount(ctx, accountID)
+	if err != nil {
+		return "", err
+	}
+	if a.LoginMethod == store.LoginMFA {
+		return s.checkDevices(ctx, c, accountID, code, "login.verify")
+	}
+	devs, err := s.activeDevices(ctx, accountID, store.SecurityCenter)
+	if err != nil {
+		return "", err
+	}
+	if len(devs) == 0 {
+		return "", ErrNoDevice
+	}
+	return s.check(ctx, c, accountID, devs, code, "login.verify")
+}
+
+// ProvisionSecurityCenter creates the account's security-center
+// authenticator (the platform's own app) and returns its device and secret
+// for the app to enrol. It returns store.ErrConflict when one exists.
+func (s *Service) ProvisionSecurityCenter(ctx context.Context, accountID string) (store.Device, mfa.Secret, error) {
+	secret, err := mfa.NewSecret(nil)
+	if err != nil {
+		return store.Device{}, nil, err
+	}
+	id := "sc-" + accountID
+	sealed, err := s.Keys.Seal(secret, mfa.AAD(string(store.SealedDevices), id))
+	if err != nil {
+		return store.Device{}, nil, err
+	}
+	d, err := s.Store.CreateDevice(ctx, store.Device{ID: id, AccountID: accountID, Type: store.SecurityCenter, Name: "security center",
+		Secret: sealed, Algorithm: "SHA1", Digits: 6, PeriodSeconds: 30, Status: store.DeviceActive})
+	if err != nil {
+		return store.Device{}, nil, err
+	}
+	s.audit(ctx, Caller{Actor: "system"}, accountID, "security_center.provision", "ok", id, nil)
+	return d, secret, nil
+}
+
+// Devices lists the account's active MFA devices (not the security-center
+// authenticator) and its protection.
+func (s *Service) Devices(ctx context.Context, accountID string) ([]store.Device, store.Protection, error) {
+	if _, err := s.Store.GetAccount(ctx, accountID); err != nil {
+		return nil, store.Protection{}, err
+	}
+	devs, err := s.activeDevices(ctx, accountID, store.Virtual, store.Hardware)
+	if err != nil {
+		return nil, store.Protection{}, err
+	}
+	p, err := s.Store.GetProtection(ctx, accountID)
+	return devs, p, err
+}
+
+func (s *Service) audit(ctx context.Context, c Caller, accountID, action, outcome, subject string, details map[string]string) {
+	actor := c.Actor
+	if actor == "" {
+		actor = "console"
+	}
+	_, err := s.Store.AppendAudit(context.WithoutCancel(ctx), store.AuditEntry{
+		At: s.now().UTC(), Actor: actor, Action: action, Outcome: outcome, AccountID: accountID, Subject: subject, RemoteIP: c.RemoteIP, Details: details,
+	})
+	if err != nil {
+		s.logger().ErrorContext(ctx, "audit write failed", "action", action, "err", err)
+	}
+}
+
+// notifyOwner tells the account's owner through the bound phone and e-mail.
+// A failure is logged: the operation itself already happened.
+func (s *Service) notifyOwner(ctx context.Context, accountID, kind, body string) {
+	if s.Notifier == nil {
+		return
+	}
+	a, err := s.Store.GetAccount(ctx, accountID)
+	if err != nil {
+		return
+	}
+	ctx = context.WithoutCancel(ctx)
+	id := strconv.FormatInt(s.now().UnixNano(), 36)
+	if a.BoundPhone != "" {
+		if err := s.Notifier.Notify(ctx, notify.Message{ID: kind + "-" + accountID + "-sms-" + id, Channel: notify.SMS, To: a.BoundPhone, Kind: kind, Body: body}); err != nil {
+			s.logger().WarnContext(ctx, "notify failed", "kind", kind, "channel", notify.SMS, "err", err)
+		}
+	}
+	if a.Email != "" {
+		if err := s.Notifier.Notify(ctx, notify.Message{ID: kind + "-" + accountID + "-email-" + id, Channel: notify.Email, To: a.Email, Kind: kind, Body: body}); err != nil {
+			s.logger().WarnContext(ctx, "notify failed", "kind", kind, "channel", notify.Email, "err", err)
+		}
+	}
+}
