@@ -38,12 +38,25 @@ type Activities struct {
 	// Issuer names the service in authenticator apps (otpauth issuer);
 	// empty means DefaultIssuer.
 	Issuer string
+	// Blobs holds appeal documents (a *blob.Store); DeleteObjects and
+	// DeleteDocuments delete from it.
+	Blobs DocumentStore
+	// LeadEmail receives review-SLA escalations; empty means
+	// DefaultLeadEmail.
+	LeadEmail string
+}
+
+// DocumentStore is what the appeal activities need of the object store.
+// *blob.Store satisfies it; deleting a missing key is not an error.
+type DocumentStore interface {
+	Delete(ctx context.Context, key string) error
 }
 
 // Defaults of Activities' zero fields.
 const (
 	DefaultMaxDevices = 8
 	DefaultIssuer     = "mfaflow"
+	DefaultLeadEmail  = "review-leads@mfaflow.local"
 )
 
 func (a *Activities) now() time.Time {
@@ -58,6 +71,13 @@ func (a *Activities) maxDevices() int {
 		return a.MaxDevices
 	}
 	return DefaultMaxDevices
+}
+
+func (a *Activities) leadEmail() string {
+	if a.LeadEmail != "" {
+		return a.LeadEmail
+	}
+	return DefaultLeadEmail
 }
 
 // issuer returns Issuer or DefaultIssuer. (Exported methods of Activities

@@ -23,7 +23,7 @@ import (
 // Binding's audit action, SMS purpose and derived-key label.
 const (
 	AuditDeviceBind = "device.bind"
-	AuditMFALocked  = "mfa.locked"
+	AuditMFALock    = "mfa.lock" // outcome "locked" when a lock starts, "denied" for an attempt refused under it
 	PurposeBind     = "bind_device"
 	// SMSKeyLabel labels the key (Keyring.DeriveKey) of SMS code hashes.
 	SMSKeyLabel = "sms-code"
@@ -33,7 +33,7 @@ const (
 const (
 	KindSMSCode     = "sms_code"
 	KindDeviceBound = "device_bound"
-	KindLocked      = "account_locked"
+	KindLocked      = "mfa_locked"
 )
 
 // BindDeviceID returns the ID of the device a binding creates: a virtual
@@ -51,8 +51,15 @@ func businessErr(msg, typ string, cause error, details ...any) error {
 	return temporal.NewNonRetryableApplicationError(msg, typ, cause, details...)
 }
 
-func (a *Activities) verifier() *mfa.Verifier {
-	return &mfa.Verifier{Steps: a.Store, Budget: a.Store, Policy: a.Policy, Now: a.Now}
+// verifier returns the failure-budget verifier; a lock an attempt starts is
+// audited and notified at once.
+func (a *Activities) verifier(purpose, actorName, remoteIP string) *mfa.Verifier {
+	return &mfa.Verifier{Steps: a.Store, Budget: a.Store, Policy: a.Policy, Now: a.Now,
+		OnLock: func(ctx context.Context, accountID string, st mfa.BudgetState) {
+			if err := a.lockNotice(ctx, accountID, purpose, actorName, remoteIP, "locked", st.LockedUntil, st.Hard); err != nil {
+				a.warn(ctx, "lock not audited", "error", err)
+			}
+		}}
 }
 
 func (a *Activities) warn(ctx context.Context, msg string, kv ...any) {
@@ -135,7 +142,7 @@ func (a *Activities) SendBindingSMS(ctx context.Context, in workflows.SendBindin
 func (a *Activities) CheckBindingSMS(ctx context.Context, in workflows.CheckBindingSMSInput) (workflows.CheckBindingSMSResult, error) {
 	var out workflows.CheckBindingSMSResult
 	key := a.Keys.DeriveKey(SMSKeyLabel)
-	err := a.verifier().Attempt(ctx, in.AccountID, func() error {
+	err := a.verifier("bind_sms_code", "", "").Attempt(ctx, in.AccountID, func() error {
 		now := a.now()
 		c, err := a.Store.AttemptSMSChallenge(ctx, in.ChallengeID, now)
 		switch {
@@ -184,29 +191,41 @@ func (a *Activities) budgetErr(ctx context.Context, err error, accountID, purpos
 		return err
 	}
 	secs := int(le.RetryAfter / time.Second)
-	details := map[string]string{"purpose": purpose, "retry_after_seconds": strconv.Itoa(secs)}
-	if le.Hard {
-		details["hard"] = "true"
-	}
-	if _, aerr := a.Store.AppendAudit(ctx, store.AuditEntry{
-		Actor: actor(actorName), Action: AuditMFALocked, Outcome: "denied", AccountID: accountID,
-		Subject: accountID, RemoteIP: remoteIP, Details: details,
-	}); aerr != nil {
-		return fmt.Errorf("audit lock: %w", aerr) // a locked attempt is not counted: retrying is safe
-	}
-	// One notice per lock period: receivers drop a repeated message ID.
-	msgID := "locked-" + accountID + "-hard"
-	body := "Too many wrong verification codes: MFA verification on your account is locked until it is reset. Contact support if this was not you."
-	if !le.Hard {
-		msgID = "locked-" + accountID + "-" + strconv.FormatInt(a.now().Add(le.RetryAfter).Truncate(time.Minute).Unix(), 10)
-		body = fmt.Sprintf("Too many wrong verification codes: MFA verification on your account is locked for %s. Contact support if this was not you.", le.RetryAfter)
-	}
-	if acct, gerr := a.Store.GetAccount(ctx, accountID); gerr == nil && acct.BoundPhone != "" {
-		if nerr := a.Notify(ctx, notify.Message{ID: msgID, Channel: notify.SMS, To: acct.BoundPhone, Kind: KindLocked, Body: body}); nerr != nil {
-			a.warn(ctx, "lock notice not sent", "error", nerr)
-		}
+	if err := a.lockNotice(ctx, accountID, purpose, actorName, remoteIP, "denied", a.now().Add(le.RetryAfter), le.Hard); err != nil {
+		return err // a refused attempt is not counted: retrying is safe
 	}
 	return businessErr("binding: account locked", workflows.ErrTypeLocked, le, secs)
+}
+
+// lockNotice audits a lock of the account's failure budget (outcome
+// "locked" when it starts, "denied" for an attempt refused under it) and
+// tells the owner by SMS, one message ID per lock so receivers drop repeats.
+func (a *Activities) lockNotice(ctx context.Context, accountID, purpose, actorName, remoteIP, outcome string, until time.Time, hard bool) error {
+	details := map[string]string{"purpose": purpose}
+	if hard {
+		details["hard"] = "true"
+	} else {
+		details["locked_until"] = until.UTC().Format(time.RFC3339)
+	}
+	if _, err := a.Store.AppendAudit(ctx, store.AuditEntry{
+		Actor: actor(actorName), Action: AuditMFALock, Outcome: outcome, AccountID: accountID,
+		Subject: accountID, RemoteIP: remoteIP, Details: details,
+	}); err != nil {
+		return fmt.Errorf("audit lock: %w", err)
+	}
+	msgID := "locked-" + accountID + "-hard"
+	body := "Too many wrong verification codes: MFA verification on your account is locked until it is reset. Contact support if this was not you."
+	if !hard {
+		msgID = "locked-" + accountID + "-" + strconv.FormatInt(until.Truncate(time.Minute).Unix(), 10)
+		body = fmt.Sprintf("Too many wrong verification codes: MFA verification on your account is locked until %s UTC. Contact support if this was not you.",
+			until.UTC().Format("2006-01-02 15:04:05"))
+	}
+	if acct, err := a.Store.GetAccount(ctx, accountID); err == nil && acct.BoundPhone != "" {
+		if err := a.Notify(ctx, notify.Message{ID: msgID, Channel: notify.SMS, To: acct.BoundPhone, Kind: KindLocked, Body: body}); err != nil {
+			a.warn(ctx, "lock notice not sent", "error", err)
+		}
+	}
+	return nil
 }
 
 // activeDevices counts the account's active devices.
@@ -343,7 +362,7 @@ func (a *Activities) ConfirmVirtual(ctx context.Context, in workflows.ConfirmVir
 	}
 	defer clear(secret)
 	var step int64
-	err = a.verifier().Attempt(ctx, in.AccountID, func() error {
+	err = a.verifier("bind_device", in.Actor, in.RemoteIP).Attempt(ctx, in.AccountID, func() error {
 		opts := mfa.VerifyOpts{Params: p, Now: a.now()}
 		s, err := mfa.VerifyConsecutive(secret, in.Code1, in.Code2, opts)
 		if err == nil {
@@ -542,7 +561,7 @@ func (a *Activities) ConfirmHardware(ctx context.Context, in workflows.ConfirmHa
 	}
 	defer clear(seed)
 	var step int64
-	err = a.verifier().Attempt(ctx, in.AccountID, func() error {
+	err = a.verifier("bind_device", in.Actor, in.RemoteIP).Attempt(ctx, in.AccountID, func() error {
 		s, err := mfa.Verify(seed, in.Code, mfa.VerifyOpts{Params: p, Now: a.now()})
 		switch {
 		case err == nil:

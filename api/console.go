@@ -115,6 +115,8 @@ func bindingError(err error) error {
 		return errorf(http.StatusUnprocessableEntity, "no_bound_phone", "the account has no bound phone to send the code to")
 	case workflows.ErrTypeNoAccount:
 		return errorf(http.StatusNotFound, "not_found", "no such account")
+	case workflows.ErrTypeUnavailable:
+		return errorf(http.StatusServiceUnavailable, "unavailable", "a dependency is unavailable; try again shortly")
 	}
 	return err
 }
@@ -153,7 +155,6 @@ func (s *Server) handleCreateBinding() gin.HandlerFunc {
 			TaskQueue:                workflows.TaskQueue,
 			WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 			WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-			WorkflowExecutionTimeout: workflows.BindingTTL + 5*time.Minute,
 		}, "BindDevice", in)
 		h, err := s.deps.Temporal.UpdateWithStartWorkflow(c.Request.Context(), client.UpdateWithStartWorkflowOptions{
 			StartWorkflowOperation: start,

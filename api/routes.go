@@ -35,11 +35,26 @@ func (s *Server) routes() {
 	acct.DELETE("/mfa/devices/:device_id", s.handleDeleteDevice())
 	acct.POST("/login-protection/verify", s.handleLoginProtectionVerify())
 
+	r.POST("/v1/appeals", s.limitBody(), s.handleCreateAppeal())
+	appeal := r.Group("/v1/appeals/:appeal_id")
+	appeal.PUT("/documents/:doc_type", s.handleUploadDocument())
+	appeal.POST("/submit", s.limitBody(), s.handleSubmitAppeal())
+	appeal.GET("", s.handleGetAppeal())
+	appeal.POST("/cancel", s.limitBody(), s.handleCancelAppeal())
+
+	review := r.Group("/v1/review", s.limitBody(), s.requireRole(auth.RoleReviewer))
+	review.GET("/appeals", s.handleReviewQueue())
+	review.GET("/appeals/:appeal_id", s.handleReviewCase())
+	review.POST("/appeals/:appeal_id/claim", s.handleClaim())
+	review.POST("/appeals/:appeal_id/decision", s.handleDecide())
+	r.GET("/v1/review/documents/:appeal_id/:doc_type", s.handleReviewDocument())
+
 	admin := r.Group("/v1/admin", s.limitBody(), s.requireRole(auth.RoleAdmin))
 	admin.PUT("/accounts/:account_id", s.handlePutAccount())
 	admin.GET("/accounts/:account_id", s.handleGetAccount())
 	admin.GET("/audit", s.handleListAudit())
 	admin.POST("/accounts/:account_id/security-center", s.handleProvisionSecurityCenter())
+	admin.GET("/appeals", s.handleAdminAppeals())
 	r.POST("/v1/admin/hardware-tokens/import", s.requireRole(auth.RoleAdmin), s.handleImportTokens())
 
 	if s.deps.Dev {

@@ -48,6 +48,12 @@ type Deps struct {
 	ConsoleService *console.Service
 	// Issuer names the service in authenticator apps; "" is "mfaflow".
 	Issuer string
+	// Documents keeps appeal documents; Appeals holds the appeal settings.
+	Documents DocumentStore
+	Appeals   AppealConfig
+	// OwnerCancelToken computes the cancel token sent to the account's old
+	// channels for an appeal.
+	OwnerCancelToken func(appealID string) string
 	// Keys seals and opens device and token secrets.
 	Keys    *mfa.Keyring
 	Console *auth.ConsoleKeys

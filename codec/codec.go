@@ -12,7 +12,9 @@ import (
 	"net/http"
 
 	commonpb "go.temporal.io/api/common/v1"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/mfaflow/mfaflow/mfa"
 )
@@ -93,4 +95,20 @@ func DataConverter(keys *mfa.Keyring) converter.DataConverter {
 // setting. Put it behind authentication: it decrypts history for its caller.
 func Handler(keys *mfa.Keyring) http.Handler {
 	return converter.NewPayloadCodecHTTPHandler(Codec{Keys: keys})
+}
+
+// FailureConverter encodes failure messages, stack traces and details
+// through the encrypting converter, so history holds no plain failure text.
+func FailureConverter(keys *mfa.Keyring) converter.FailureConverter {
+	return temporal.NewDefaultFailureConverter(temporal.DefaultFailureConverterOptions{
+		DataConverter:          DataConverter(keys),
+		EncodeCommonAttributes: true,
+	})
+}
+
+// ClientOptions sets both converters on o.
+func ClientOptions(keys *mfa.Keyring, o client.Options) client.Options {
+	o.DataConverter = DataConverter(keys)
+	o.FailureConverter = FailureConverter(keys)
+	return o
 }

@@ -1,6 +1,7 @@
 // Package store defines the app store: the account directory, the audit log,
 // the notification outbox, MFA devices, the hardware token inventory, SMS
-// challenges, operation grants and failure budgets.
+// challenges, operation grants, failure budgets, the index of unbind appeals
+// and the rate-limit counters the API replicas share.
 // Two implementations satisfy Store: pgstore (PostgreSQL through pgx) for
 // production and sqlitestore (modernc.org/sqlite, no cgo) for the dev stack.
 // The contract suite in storetest runs the same cases against both.
@@ -198,6 +199,8 @@ type Store interface {
 	SealedStore
 	GrantStore
 	mfa.BudgetStore
+	AppealStore
+	RateLimiter
 }
 
 // DeviceType is the kind of an MFA device.
@@ -413,8 +416,12 @@ type Grant struct {
 
 // GrantID returns the ID under which the grant with the given token is
 // stored: the token's SHA-256 in lowercase hex.
-func GrantID(token string) string {
-	sum := sha256.Sum256([]byte(token))
+func GrantID(token string) string { return sha256Hex(token) }
+
+// sha256Hex returns the SHA-256 of s in lowercase hex: how the store keeps
+// bearer tokens, which it never stores themselves.
+func sha256Hex(s string) string {
+	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:])
 }
 
@@ -435,4 +442,65 @@ type GrantStore interface {
 	// DeleteExpiredGrants removes grants that expired before cutoff, used
 	// or not, and returns how many.
 	DeleteExpiredGrants(ctx context.Context, cutoff time.Time) (int, error)
+}
+
+// Appeal is the store's record of an unbind appeal: what the API must look
+// up fast and what must be unique. The UnbindAppeal workflow is the source
+// of truth for the appeal's state; Status mirrors it. It holds no PII.
+type Appeal struct {
+	ID            string    `json:"appeal_id"`
+	AccountID     string    `json:"account_id"`
+	ApplicantType string    `json:"applicant_type"`
+	TokenHash     string    `json:"-"`      // TokenHash of the applicant's 256-bit access token; the token is never stored
+	Status        string    `json:"status"` // mirrors the workflow's status
+	CreatedAt     time.Time `json:"created_at"`
+	UpdatedAt     time.Time `json:"updated_at"`
+	ClosedAt      time.Time `json:"closed_at,omitzero"` // zero while the appeal is open
+}
+
+// TokenHash returns the hash under which an appeal's access token is stored
+// (Appeal.TokenHash): the token's SHA-256 in lowercase hex, like GrantID.
+func TokenHash(token string) string { return sha256Hex(token) }
+
+// AppealStore keeps the index of unbind appeals. An account has at most one
+// open appeal (ClosedAt zero) at a time.
+type AppealStore interface {
+	// CreateAppeal stores a as a new open appeal (CreatedAt and UpdatedAt
+	// set to now, ClosedAt ignored) and returns it. It returns ErrConflict
+	// when the ID exists, the account already has an open appeal (of
+	// concurrent creations for one account exactly one wins) or the token
+	// hash exists, and an error when a has no ID, account, applicant type or
+	// status, or a TokenHash that is not a hex SHA-256.
+	CreateAppeal(ctx context.Context, a Appeal) (Appeal, error)
+	// GetAppeal returns the appeal or ErrNotFound.
+	GetAppeal(ctx context.Context, id string) (Appeal, error)
+	// FindAppealByToken returns the appeal whose TokenHash is tokenHash, or
+	// ErrNotFound.
+	FindAppealByToken(ctx context.Context, tokenHash string) (Appeal, error)
+	// SetAppealStatus records the workflow's status at at (now when zero) as
+	// Status and UpdatedAt. When closed is true it also sets ClosedAt to at,
+	// unless it is set already (idempotent), and the account may file a new
+	// appeal. A closed appeal is never reopened: on it, a call with closed
+	// false changes nothing and returns nil (a late retry), one with closed
+	// true updates Status and UpdatedAt only. It returns ErrNotFound for an
+	// unknown appeal, and an error for an empty status.
+	SetAppealStatus(ctx context.Context, id, status string, closed bool, at time.Time) error
+	// ListAppeals returns the appeals with the status and of the account
+	// (empty: any), newest first, at most limit (0: 100, capped at 1000).
+	ListAppeals(ctx context.Context, status, accountID string, limit int) ([]Appeal, error)
+}
+
+// RateLimiter counts events in fixed windows shared by every API replica.
+// Keys are opaque strings such as "appeal-create:ip:192.0.2.1", stored as
+// given: they must hold no secrets.
+type RateLimiter interface {
+	// Hit counts one event for key in the window of length window (used to
+	// the microsecond) that contains now, windows being aligned on the Unix
+	// epoch, and reports whether the window's count, this event included, is
+	// within limit. When it is not, retryAfter is the time from now to the
+	// window's end; it is zero otherwise. Concurrent hits are counted exactly
+	// (an atomic upsert), refused ones too. Windows that ended a while ago
+	// may be pruned. It returns an error when window is under a microsecond
+	// or limit is negative.
+	Hit(ctx context.Context, key string, window time.Duration, limit int, now time.Time) (allowed bool, retryAfter time.Duration, err error)
 }

@@ -17,6 +17,7 @@ import (
 // Register adds every workflow and activity to r.
 func Register(r sdkworker.Registry, a *activities.Activities) {
 	r.RegisterWorkflow(workflows.BindDevice)
+	r.RegisterWorkflow(workflows.UnbindAppeal)
 	r.RegisterActivity(a)
 }
 

@@ -23,6 +23,14 @@ func TestRegister(t *testing.T) {
 		workflows.ActivityConfirmVirtual,
 		workflows.ActivityConfirmHardware,
 		workflows.ActivityExpireBinding,
+		workflows.ActivityCheckEligibility,
+		workflows.ActivitySetAppealStatus,
+		workflows.ActivityAuditAppeal,
+		workflows.ActivityNotifyAppealOwner,
+		workflows.ActivityNotifyLead,
+		workflows.ActivityDeleteObjects,
+		workflows.ActivityUnbindAll,
+		workflows.ActivityDeleteDocuments,
 	} {
 		t.Run(name, func(t *testing.T) {
 			defer func() {

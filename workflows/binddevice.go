@@ -302,6 +302,9 @@ func BindDevice(ctx workflow.Context, in BindDeviceInput) (BindingState, error) 
 	}
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateSMSCode, smsHandler, workflow.UpdateHandlerOptions{
 		Validator: func(ctx workflow.Context, u BindSMSCodeInput) error {
+			if u.BindingID != in.BindingID {
+				return otherBinding()
+			}
 			if err := stateErr(BindingAwaitingSMSCode); err != nil {
 				return err
 			}
@@ -361,6 +364,9 @@ func BindDevice(ctx workflow.Context, in BindDeviceInput) (BindingState, error) 
 	}
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateConfirm, confirmHandler, workflow.UpdateHandlerOptions{
 		Validator: func(ctx workflow.Context, u BindConfirmInput) error {
+			if u.BindingID != in.BindingID {
+				return otherBinding()
+			}
 			if in.DeviceType == DeviceHardware {
 				if err := stateErr(BindingAwaitingHardwareToken); err != nil {
 					return err
@@ -403,6 +409,11 @@ func BindDevice(ctx workflow.Context, in BindDeviceInput) (BindingState, error) 
 		return st, err
 	}
 	return st, nil
+}
+
+// otherBinding refuses an update meant for another binding of the account.
+func otherBinding() error {
+	return temporal.NewApplicationError("binding: not the binding in progress", ErrTypeWrongState)
 }
 
 func terminal(status string) bool {

@@ -140,9 +140,9 @@ func TestBindVirtualOnServer(t *testing.T) {
 	if smsCode == wrongSMS {
 		wrongSMS = "111111"
 	}
-	_, err = send(workflows.UpdateSMSCode, workflows.BindSMSCodeInput{Code: wrongSMS})
+	_, err = send(workflows.UpdateSMSCode, workflows.BindSMSCodeInput{BindingID: in.BindingID, Code: wrongSMS})
 	wantErr(err, workflows.ErrTypeInvalidCode)
-	if state, err = send(workflows.UpdateSMSCode, workflows.BindSMSCodeInput{Code: smsCode}); err != nil || state.Status != workflows.BindingAwaitingDeviceCodes {
+	if state, err = send(workflows.UpdateSMSCode, workflows.BindSMSCodeInput{BindingID: in.BindingID, Code: smsCode}); err != nil || state.Status != workflows.BindingAwaitingDeviceCodes {
 		t.Fatalf("sms code: %+v, %v", state, err)
 	}
 
@@ -157,7 +157,7 @@ func TestBindVirtualOnServer(t *testing.T) {
 	}
 	now := time.Now()
 	code1, code2 := mfa.TOTP(secret, now.Add(-30*time.Second), mfa.Params{}), mfa.TOTP(secret, now, mfa.Params{})
-	_, err = send(workflows.UpdateConfirm, workflows.BindConfirmInput{Code1: code2, Code2: code2})
+	_, err = send(workflows.UpdateConfirm, workflows.BindConfirmInput{BindingID: in.BindingID, Code1: code2, Code2: code2})
 	wantErr(err, workflows.ErrTypeNotConsecutive)
 	q, err := c.QueryWorkflow(ctx, id, "", workflows.QueryBindingStatus)
 	if err != nil {
@@ -166,7 +166,7 @@ func TestBindVirtualOnServer(t *testing.T) {
 	if err := q.Get(&state); err != nil || state.Status != workflows.BindingAwaitingDeviceCodes {
 		t.Fatalf("query: %+v, %v", state, err)
 	}
-	state, err = send(workflows.UpdateConfirm, workflows.BindConfirmInput{Code1: code1, Code2: code2, Protection: workflows.Protection{Login: true, Operation: true}})
+	state, err = send(workflows.UpdateConfirm, workflows.BindConfirmInput{BindingID: in.BindingID, Code1: code1, Code2: code2, Protection: workflows.Protection{Login: true, Operation: true}})
 	if err != nil || state.Status != workflows.BindingBound {
 		t.Fatalf("confirm: %+v, %v", state, err)
 	}

@@ -211,9 +211,9 @@ func newEnv(t *testing.T) *testsuite.TestWorkflowEnvironment {
 var (
 	virtual  = workflows.BindDeviceInput{AccountID: "acct-1", DeviceType: workflows.DeviceVirtual, BindingID: "b1", RequestedBy: "console"}
 	hardware = workflows.BindDeviceInput{AccountID: "acct-1", DeviceType: workflows.DeviceHardware, BindingID: "b1", RequestedBy: "console"}
-	smsOK    = workflows.BindSMSCodeInput{Code: "123456"}
-	codesOK  = workflows.BindConfirmInput{Code1: "123456", Code2: "654321", Protection: workflows.Protection{Login: true}}
-	cardOK   = workflows.BindConfirmInput{Serial: "SN-0001", Code: "12345678"}
+	smsOK    = workflows.BindSMSCodeInput{BindingID: "b1", Code: "123456"}
+	codesOK  = workflows.BindConfirmInput{BindingID: "b1", Code1: "123456", Code2: "654321", Protection: workflows.Protection{Login: true}}
+	cardOK   = workflows.BindConfirmInput{BindingID: "b1", Serial: "SN-0001", Code: "12345678"}
 )
 
 func TestBindVirtual(t *testing.T) {
@@ -386,10 +386,17 @@ func TestBindValidators(t *testing.T) {
 	}{
 		{"sms code malformed", virtual, []step{
 			{at: 0, update: workflows.UpdateBegin},
-			{at: time.Second, update: workflows.UpdateSMSCode, arg: workflows.BindSMSCodeInput{Code: "12345"}, reject: workflows.ErrTypeMalformed},
-			{at: 2 * time.Second, update: workflows.UpdateSMSCode, arg: workflows.BindSMSCodeInput{Code: "1234567"}, reject: workflows.ErrTypeMalformed},
-			{at: 3 * time.Second, update: workflows.UpdateSMSCode, arg: workflows.BindSMSCodeInput{Code: "12a456"}, reject: workflows.ErrTypeMalformed},
-			{at: 4 * time.Second, update: workflows.UpdateSMSCode, arg: workflows.BindSMSCodeInput{Code: "１２３４５６"}, reject: workflows.ErrTypeMalformed},
+			{at: time.Second, update: workflows.UpdateSMSCode, arg: workflows.BindSMSCodeInput{BindingID: "b1", Code: "12345"}, reject: workflows.ErrTypeMalformed},
+			{at: 2 * time.Second, update: workflows.UpdateSMSCode, arg: workflows.BindSMSCodeInput{BindingID: "b1", Code: "1234567"}, reject: workflows.ErrTypeMalformed},
+			{at: 3 * time.Second, update: workflows.UpdateSMSCode, arg: workflows.BindSMSCodeInput{BindingID: "b1", Code: "12a456"}, reject: workflows.ErrTypeMalformed},
+			{at: 4 * time.Second, update: workflows.UpdateSMSCode, arg: workflows.BindSMSCodeInput{BindingID: "b1", Code: "１２３４５６"}, reject: workflows.ErrTypeMalformed},
+		}},
+		{"another binding", virtual, []step{
+			{at: 0, update: workflows.UpdateBegin},
+			{at: time.Second, update: workflows.UpdateSMSCode, arg: workflows.BindSMSCodeInput{BindingID: "b2", Code: "123456"}, reject: workflows.ErrTypeWrongState},
+			{at: 2 * time.Second, update: workflows.UpdateSMSCode, arg: workflows.BindSMSCodeInput{Code: "123456"}, reject: workflows.ErrTypeWrongState},
+			{at: 3 * time.Second, update: workflows.UpdateSMSCode, arg: smsOK},
+			{at: 4 * time.Second, update: workflows.UpdateConfirm, arg: workflows.BindConfirmInput{BindingID: "b2", Code1: "123456", Code2: "654321"}, reject: workflows.ErrTypeWrongState},
 		}},
 		{"confirm before sms", virtual, []step{
 			{at: 0, update: workflows.UpdateBegin},
@@ -401,17 +408,17 @@ func TestBindValidators(t *testing.T) {
 		{"virtual codes malformed", virtual, []step{
 			{at: 0, update: workflows.UpdateBegin},
 			{at: time.Second, update: workflows.UpdateSMSCode, arg: smsOK},
-			{at: 2 * time.Second, update: workflows.UpdateConfirm, arg: workflows.BindConfirmInput{Code1: "123456"}, reject: workflows.ErrTypeMalformed},
-			{at: 3 * time.Second, update: workflows.UpdateConfirm, arg: workflows.BindConfirmInput{Code1: "1234567", Code2: "123456"}, reject: workflows.ErrTypeMalformed},
+			{at: 2 * time.Second, update: workflows.UpdateConfirm, arg: workflows.BindConfirmInput{BindingID: "b1", Code1: "123456"}, reject: workflows.ErrTypeMalformed},
+			{at: 3 * time.Second, update: workflows.UpdateConfirm, arg: workflows.BindConfirmInput{BindingID: "b1", Code1: "1234567", Code2: "123456"}, reject: workflows.ErrTypeMalformed},
 			{at: 4 * time.Second, update: workflows.UpdateSMSCode, arg: smsOK, reject: workflows.ErrTypeWrongState},
 		}},
 		{"hardware input malformed", hardware, []step{
 			{at: 0, update: workflows.UpdateBegin},
 			{at: time.Second, update: workflows.UpdateSMSCode, arg: smsOK},
-			{at: 2 * time.Second, update: workflows.UpdateConfirm, arg: workflows.BindConfirmInput{Serial: "SN1", Code: "123456"}, reject: workflows.ErrTypeMalformed},
-			{at: 3 * time.Second, update: workflows.UpdateConfirm, arg: workflows.BindConfirmInput{Serial: "SN 0001", Code: "123456"}, reject: workflows.ErrTypeMalformed},
-			{at: 4 * time.Second, update: workflows.UpdateConfirm, arg: workflows.BindConfirmInput{Serial: "SN-0001", Code: "1234567"}, reject: workflows.ErrTypeMalformed},
-			{at: 5 * time.Second, update: workflows.UpdateConfirm, arg: workflows.BindConfirmInput{Serial: "SN-0001"}, reject: workflows.ErrTypeMalformed},
+			{at: 2 * time.Second, update: workflows.UpdateConfirm, arg: workflows.BindConfirmInput{BindingID: "b1", Serial: "SN1", Code: "123456"}, reject: workflows.ErrTypeMalformed},
+			{at: 3 * time.Second, update: workflows.UpdateConfirm, arg: workflows.BindConfirmInput{BindingID: "b1", Serial: "SN 0001", Code: "123456"}, reject: workflows.ErrTypeMalformed},
+			{at: 4 * time.Second, update: workflows.UpdateConfirm, arg: workflows.BindConfirmInput{BindingID: "b1", Serial: "SN-0001", Code: "1234567"}, reject: workflows.ErrTypeMalformed},
+			{at: 5 * time.Second, update: workflows.UpdateConfirm, arg: workflows.BindConfirmInput{BindingID: "b1", Serial: "SN-0001"}, reject: workflows.ErrTypeMalformed},
 		}},
 	}
 	for _, tt := range tests {
@@ -584,7 +591,7 @@ func TestBindRetriedAfterCrash(t *testing.T) {
 							t.Errorf("sms: %v", err)
 						}
 					},
-				}, workflows.BindSMSCodeInput{Code: smsCode})
+				}, workflows.BindSMSCodeInput{BindingID: "b1", Code: smsCode})
 			}, time.Minute)
 			env.RegisterDelayedCallback(func() {
 				d, err := base.GetDevice(ctx, "dev-b1")
@@ -606,7 +613,7 @@ func TestBindRetriedAfterCrash(t *testing.T) {
 							t.Errorf("confirm: %v", err)
 						}
 					},
-				}, workflows.BindConfirmInput{Code1: code1, Code2: code2, Protection: workflows.Protection{Operation: true}})
+				}, workflows.BindConfirmInput{BindingID: "b1", Code1: code1, Code2: code2, Protection: workflows.Protection{Operation: true}})
 			}, 2*time.Minute)
 			_, final := run(t, env, virtual, []step{{at: 0, update: workflows.UpdateBegin}})
 			if final.Status != workflows.BindingBound {

@@ -71,12 +71,11 @@ func openPostgres(ctx context.Context, cfg config.Config, migrate bool) (*pgstor
 // and answers 503 until it is back.
 // Every payload is encrypted with the key ring (codec).
 func dialTemporal(cfg config.Config, keys *mfa.Keyring, log *slog.Logger) (client.Client, error) {
-	c, err := client.NewLazyClient(client.Options{
-		HostPort:      cfg.TemporalAddress,
-		Namespace:     cfg.TemporalNamespace,
-		DataConverter: codec.DataConverter(keys),
-		Logger:        sdklog.NewStructuredLogger(log.With("component", "temporal-client")),
-	})
+	c, err := client.NewLazyClient(codec.ClientOptions(keys, client.Options{
+		HostPort:  cfg.TemporalAddress,
+		Namespace: cfg.TemporalNamespace,
+		Logger:    sdklog.NewStructuredLogger(log.With("component", "temporal-client")),
+	}))
 	if err != nil {
 		return nil, fmt.Errorf("TEMPORAL_ADDRESS: %w", err)
 	}
@@ -167,6 +166,33 @@ func (r *blobRef) Get(ctx context.Context) (*blob.Store, error) {
 		r.s = s
 	}
 	return r.s, nil
+}
+
+// Put stores a document (see blob.Store.Put).
+func (r *blobRef) Put(ctx context.Context, key string, rd io.Reader, size, max int64, contentType string) (blob.Object, error) {
+	s, err := r.Get(ctx)
+	if err != nil {
+		return blob.Object{}, err
+	}
+	return s.Put(ctx, key, rd, size, max, contentType)
+}
+
+// Open reads a document.
+func (r *blobRef) Open(ctx context.Context, key string) (io.ReadCloser, blob.Object, error) {
+	s, err := r.Get(ctx)
+	if err != nil {
+		return nil, blob.Object{}, err
+	}
+	return s.Open(ctx, key)
+}
+
+// Delete removes a document.
+func (r *blobRef) Delete(ctx context.Context, key string) error {
+	s, err := r.Get(ctx)
+	if err != nil {
+		return err
+	}
+	return s.Delete(ctx, key)
 }
 
 // Ping checks the object store.

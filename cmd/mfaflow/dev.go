@@ -146,12 +146,11 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 		return err
 	}
 
-	tc, err := client.DialContext(ctx, client.Options{
-		HostPort:      tsrv.FrontendAddr(),
-		Namespace:     tsrv.Namespace(),
-		DataConverter: codec.DataConverter(keys),
-		Logger:        sdklog.NewStructuredLogger(slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))),
-	})
+	tc, err := client.DialContext(ctx, codec.ClientOptions(keys, client.Options{
+		HostPort:  tsrv.FrontendAddr(),
+		Namespace: tsrv.Namespace(),
+		Logger:    sdklog.NewStructuredLogger(slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))),
+	}))
 	if err != nil {
 		return fmt.Errorf("temporal client: %w", err)
 	}

@@ -32,7 +32,8 @@ const migrationLock int64 = 0x6d6661666c6f77
 
 // DB is a PostgreSQL app store. It is safe for concurrent use.
 type DB struct {
-	pool *pgxpool.Pool
+	pool  *pgxpool.Pool
+	prune dbutil.Pruner // when Hit prunes old rate-limit windows
 }
 
 var (

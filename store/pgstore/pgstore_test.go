@@ -55,7 +55,7 @@ func TestMigrateConcurrently(t *testing.T) {
 	}
 	db := mustOpen(t, url) // and once more: nothing left to do
 	if err := db.ExecRaw(ctx, `DO $$ BEGIN
-		IF (SELECT count(*) FROM schema_migrations) <> 3 THEN RAISE EXCEPTION 'wrong count'; END IF; END $$`); err != nil {
+		IF (SELECT count(*) FROM schema_migrations) <> 4 THEN RAISE EXCEPTION 'wrong count'; END IF; END $$`); err != nil {
 		t.Fatalf("schema_migrations: %v", err)
 	}
 }
@@ -190,5 +190,86 @@ func TestUpgradeSchema(t *testing.T) {
 	}
 	if len(after) != len(before)+1 {
 		t.Errorf("devices schema after the upgrade = %v, want %v plus one index", after, before)
+	}
+}
+
+func TestUpgradeFrom3(t *testing.T) {
+	storetest.RunUpgradeFrom3(t, func(t *testing.T) storetest.Upgrader { return storetest.PostgresUnmigrated(t) })
+}
+
+// TestUpgradeSchemaFrom3 checks that 0004 only adds: every table's columns,
+// indexes, constraints and triggers of 0003 stay as they were, and the new
+// objects belong to the appeals and rate_limits tables.
+func TestUpgradeSchemaFrom3(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	url := harness.PostgresURL(t)
+	db, err := pgstore.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.MigrateTo(ctx, 3); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	schema := func() map[string]string {
+		t.Helper()
+		rows, _ := conn.Query(ctx, `
+			SELECT 'column ' || table_name || '.' || column_name, data_type || ' ' || is_nullable || ' ' || coalesce(column_default, '')
+			FROM information_schema.columns WHERE table_schema = current_schema() AND table_name <> 'schema_migrations'
+			UNION ALL
+			SELECT 'index ' || indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema() AND tablename <> 'schema_migrations'
+			UNION ALL
+			SELECT 'constraint ' || conrelid::regclass || '.' || conname, pg_get_constraintdef(oid) FROM pg_constraint
+			WHERE connamespace = current_schema()::regnamespace AND conrelid <> 0 AND conrelid <> 'schema_migrations'::regclass
+			UNION ALL
+			SELECT 'trigger ' || tgrelid::regclass || '.' || tgname, pg_get_triggerdef(oid) FROM pg_trigger WHERE NOT tgisinternal
+			UNION ALL
+			SELECT 'function ' || p.oid::regprocedure, md5(p.prosrc) FROM pg_proc p WHERE p.pronamespace = current_schema()::regnamespace`)
+		out := map[string]string{}
+		for rows.Next() {
+			var k, v string
+			if err := rows.Scan(&k, &v); err != nil {
+				t.Fatal(err)
+			}
+			out[k] = v
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	before := schema()
+	if len(before) < 20 {
+		t.Fatalf("schema at version 3 = %v", before)
+	}
+	if err := db.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	after := schema()
+	for k, v := range before {
+		if after[k] != v {
+			t.Errorf("%s after the upgrade = %q, want %q", k, after[k], v)
+		}
+	}
+	var added []string
+	for k := range after {
+		if _, ok := before[k]; !ok {
+			added = append(added, k)
+		}
+	}
+	for _, k := range added {
+		if !strings.Contains(k, "appeals") && !strings.Contains(k, "rate_limits") {
+			t.Errorf("0004 added %s", k)
+		}
+	}
+	if len(added) == 0 || !strings.Contains(after["index appeals_open_account"], "UNIQUE") ||
+		!strings.Contains(after["index appeals_open_account"], "WHERE (closed_at IS NULL)") {
+		t.Errorf("appeals_open_account = %q; added %v", after["index appeals_open_account"], added)
 	}
 }

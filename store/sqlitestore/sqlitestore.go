@@ -29,8 +29,9 @@ var migrations embed.FS
 
 // DB is a SQLite app store. It is safe for concurrent use.
 type DB struct {
-	w *sql.DB // the one writer connection
-	r *sql.DB // read-only connections
+	w     *sql.DB       // the one writer connection
+	r     *sql.DB       // read-only connections
+	prune dbutil.Pruner // when Hit prunes old rate-limit windows
 }
 
 var (

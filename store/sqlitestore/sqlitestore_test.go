@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"reflect"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -177,5 +179,78 @@ func TestUpgradeSchema(t *testing.T) {
 		if pragma == "integrity_check" && (len(got) != 1 || got[0] != "ok") || pragma == "foreign_key_check" && len(got) != 0 {
 			t.Errorf("PRAGMA %s = %v", pragma, got)
 		}
+	}
+}
+
+func TestUpgradeFrom3(t *testing.T) {
+	storetest.RunUpgradeFrom3(t, func(t *testing.T) storetest.Upgrader {
+		return storetest.OpenSQLiteUnmigrated(t, filepath.Join(t.TempDir(), "upgrade.db"))
+	})
+}
+
+// TestUpgradeSchemaFrom3 checks that 0004 only adds: every table, index and
+// trigger of 0003 stays as it was, and the new objects are the appeals and
+// rate-limit tables and their indexes.
+func TestUpgradeSchemaFrom3(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "upgrade.db")
+	db := storetest.OpenSQLiteUnmigrated(t, path)
+	if err := db.MigrateTo(ctx, 3); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := sql.Open("sqlite", path+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	schema := func() map[string]string {
+		t.Helper()
+		rows, err := raw.QueryContext(ctx, `SELECT type || ' ' || name, coalesce(sql, '') FROM sqlite_schema
+			WHERE name <> 'schema_migrations'`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		out := map[string]string{}
+		for rows.Next() {
+			var k, v string
+			if err := rows.Scan(&k, &v); err != nil {
+				t.Fatal(err)
+			}
+			out[k] = v
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	before := schema()
+	if len(before) < 20 {
+		t.Fatalf("schema at version 3 = %v", before)
+	}
+	if err := db.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	after := schema()
+	for k, v := range before {
+		if after[k] != v {
+			t.Errorf("%s after the upgrade = %q, want %q", k, after[k], v)
+		}
+	}
+	var added []string
+	for k := range after {
+		if _, ok := before[k]; !ok {
+			added = append(added, k)
+		}
+	}
+	sort.Strings(added)
+	want := []string{"index appeals_account", "index appeals_created", "index appeals_open_account", "index appeals_status",
+		"index rate_limits_end", "index sqlite_autoindex_appeals_1", "index sqlite_autoindex_appeals_2",
+		"table appeals", "table rate_limits"}
+	if !reflect.DeepEqual(added, want) {
+		t.Errorf("0004 added %v, want %v", added, want)
+	}
+	if !strings.Contains(after["index appeals_open_account"], "UNIQUE") || !strings.Contains(after["index appeals_open_account"], "WHERE closed_at IS NULL") {
+		t.Errorf("appeals_open_account = %q", after["index appeals_open_account"])
 	}
 }

@@ -53,6 +53,12 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"GrantCleanup", testGrantCleanup},
 		{"SecurityCenter", testSecurityCenter},
 		{"SecurityCenterRace", testSecurityCenterRace},
+		{"Appeals", testAppeals},
+		{"AppealStatus", testAppealStatus},
+		{"AppealCreateRace", testAppealCreateRace},
+		{"ListAppeals", testListAppeals},
+		{"RateLimit", testRateLimit},
+		{"RateLimitRace", testRateLimitRace},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {

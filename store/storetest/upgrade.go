@@ -132,3 +132,152 @@ func RunUpgrade(t *testing.T, open func(t *testing.T) Upgrader) {
 		must(t, err)
 	})
 }
+
+// RunUpgradeFrom3 checks that a database left by release 0003 (migrated up
+// to 0003, holding rows of every table it knew) keeps them all, and their
+// rules, when Migrate brings it to the latest schema, and then keeps unbind
+// appeals and rate limits. open returns an empty, unmigrated store that it
+// closes on t.Cleanup.
+func RunUpgradeFrom3(t *testing.T, open func(t *testing.T) Upgrader) {
+	c := ctx(t)
+	s := open(t)
+	must(t, s.MigrateTo(c, 3))
+
+	// Not there yet: no appeals or rate limits.
+	if _, err := s.CreateAppeal(c, appeal("ap-1", "acc-up", "token-1")); err == nil {
+		t.Fatal("an appeal was stored at version 3")
+	}
+	if _, _, err := s.Hit(c, "k", time.Minute, 1, time.Now()); err == nil {
+		t.Fatal("a rate-limit hit was counted at version 3")
+	}
+
+	now := time.Date(2026, 5, 1, 8, 0, 0, 0, time.UTC)
+	_, err := s.PutAccount(c, account("acc-up", store.Login{Kind: store.LoginQQ, ID: "10001"}))
+	must(t, err)
+	_, err = s.AppendAudit(c, store.AuditEntry{At: now, Actor: "console", Action: "device.bind", Outcome: "ok",
+		AccountID: "acc-up", Subject: "dev", Details: map[string]string{"k": "v"}})
+	must(t, err)
+	_, err = s.AddOutbox(c, store.OutboxMessage{At: now, Channel: "sms", To: "+861", Kind: "sms_code", Body: "b"})
+	must(t, err)
+	dev, err := s.CreateDevice(c, device("acc-up"))
+	must(t, err)
+	_, err = s.AdvanceStep(c, dev.ID, 150)
+	must(t, err)
+	sc, err := s.CreateDevice(c, securityCenter("acc-up"))
+	must(t, err)
+	_, err = s.ImportTokens(c, tokens("UP", 2))
+	must(t, err)
+	card := device("acc-up")
+	card.Type, card.Serial = store.Hardware, "UP0000"
+	card, err = s.CreateDevice(c, card)
+	must(t, err)
+	must(t, s.AssignToken(c, "UP0000", "acc-up", card.ID, now))
+	_, err = s.SetProtection(c, "acc-up", store.Protection{Login: true, Operation: true})
+	must(t, err)
+	ch, err := s.CreateSMSChallenge(c, store.SMSChallenge{AccountID: "acc-up", Purpose: "bind_device",
+		CodeHash: []byte("hash"), ExpiresAt: now.Add(5 * time.Minute), TriesLeft: 3})
+	must(t, err)
+	_, err = s.AttemptSMSChallenge(c, ch.ID, now)
+	must(t, err)
+	used, err := s.CreateGrant(c, grant("used", "acc-up", now.Add(time.Hour)))
+	must(t, err)
+	_, err = s.ConsumeGrant(c, used.ID, "acc-up", used.Action, used.Resource, now)
+	must(t, err)
+	unused, err := s.CreateGrant(c, grant("unused", "acc-up", now.Add(time.Hour)))
+	must(t, err)
+	_, _, err = s.SpendAttempt(c, "acc-up", now, threshold(100))
+	must(t, err)
+
+	type snapshot struct {
+		Account    store.Account
+		Audit      []store.AuditEntry
+		Outbox     []store.OutboxMessage
+		Devices    []store.Device
+		Tokens     []store.HardwareToken
+		Protection store.Protection
+		Sealed     [][]store.SealedRow
+	}
+	take := func() snapshot {
+		t.Helper()
+		var sn snapshot
+		var err error
+		sn.Account, err = s.GetAccount(c, "acc-up")
+		must(t, err)
+		sn.Audit, err = s.ListAudit(c, store.AuditFilter{})
+		must(t, err)
+		sn.Outbox, err = s.ListOutbox(c, "", 0)
+		must(t, err)
+		sn.Devices, err = s.ListDevices(c, "acc-up")
+		must(t, err)
+		for _, serial := range []string{"UP0000", "UP0001"} {
+			tok, err := s.GetToken(c, serial)
+			must(t, err)
+			sn.Tokens = append(sn.Tokens, tok)
+		}
+		sn.Protection, err = s.GetProtection(c, "acc-up")
+		must(t, err)
+		for _, table := range []store.SealedTable{store.SealedDevices, store.SealedTokens} {
+			rows, err := s.ListSealed(c, table, "", 1000)
+			must(t, err)
+			sn.Sealed = append(sn.Sealed, rows)
+		}
+		return sn
+	}
+	before := take()
+	if len(before.Audit) != 1 || len(before.Outbox) != 1 || len(before.Devices) != 3 || len(before.Sealed[1]) != 2 ||
+		before.Tokens[0].State != store.TokenBound {
+		t.Fatalf("before the upgrade: %+v", before)
+	}
+
+	must(t, s.Migrate(c))
+	must(t, s.Migrate(c)) // nothing left to do
+
+	if after := take(); !reflect.DeepEqual(after, before) {
+		t.Errorf("after the upgrade:\n%+v\nwant\n%+v", after, before)
+	}
+
+	t.Run("rules kept", func(t *testing.T) {
+		ok, err := s.AdvanceStep(c, dev.ID, 150)
+		if err != nil || ok {
+			t.Errorf("AdvanceStep at the used step = %v, %v; want false", ok, err)
+		}
+		_, err = s.CreateDevice(c, securityCenter("acc-up"))
+		wantErr(t, err, store.ErrConflict)
+		wantErr(t, s.AssignToken(c, "UP0000", "acc-other", "dev-other", now), store.ErrConflict)
+		got, err := s.AttemptSMSChallenge(c, ch.ID, now)
+		must(t, err)
+		if got.TriesLeft != 1 {
+			t.Errorf("SMS challenge tries left = %d, want 1", got.TriesLeft)
+		}
+		_, err = s.ConsumeGrant(c, used.ID, "acc-up", used.Action, used.Resource, now)
+		wantErr(t, err, store.ErrGrantUsed)
+		_, err = s.ConsumeGrant(c, unused.ID, "acc-up", unused.Action, unused.Resource, now)
+		must(t, err)
+		st, _, err := s.SpendAttempt(c, "acc-up", now, threshold(100))
+		must(t, err)
+		if st.Failures != 2 {
+			t.Errorf("budget failures = %d, want 2", st.Failures)
+		}
+		if sc.Type != store.SecurityCenter {
+			t.Errorf("security-center device = %+v", sc)
+		}
+	})
+	t.Run("new features", func(t *testing.T) {
+		a, err := s.CreateAppeal(c, appeal("ap-1", "acc-up", "token-1"))
+		must(t, err)
+		_, err = s.CreateAppeal(c, appeal("ap-2", "acc-up", "token-2"))
+		wantErr(t, err, store.ErrConflict)
+		got, err := s.FindAppealByToken(c, store.TokenHash("token-1"))
+		must(t, err)
+		if !reflect.DeepEqual(got, a) {
+			t.Errorf("FindAppealByToken = %+v, want %+v", got, a)
+		}
+		must(t, s.SetAppealStatus(c, a.ID, "cancelled", true, now))
+		_, err = s.CreateAppeal(c, appeal("ap-2", "acc-up", "token-2"))
+		must(t, err)
+		checkHits(t, s, []hit{
+			{"first", "k", time.Minute, 1, now, true, 0},
+			{"second", "k", time.Minute, 1, now, false, time.Minute},
+		})
+	})
+}

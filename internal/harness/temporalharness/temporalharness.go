@@ -17,6 +17,8 @@ import (
 	"go.temporal.io/sdk/log"
 	"go.temporal.io/server/temporaltest"
 
+	"github.com/mfaflow/mfaflow/codec"
+	"github.com/mfaflow/mfaflow/mfa"
 	"github.com/mfaflow/mfaflow/workflows"
 )
 
@@ -34,6 +36,18 @@ func Start(t *testing.T, dc ...converter.DataConverter) *Server {
 	if len(dc) > 0 {
 		opts.DataConverter = dc[0]
 	}
+	return start(t, opts)
+}
+
+// StartEncrypted is Start with production's converters: every payload and
+// failure is encrypted with keys.
+func StartEncrypted(t *testing.T, keys *mfa.Keyring) *Server {
+	t.Helper()
+	return start(t, codec.ClientOptions(keys, client.Options{Logger: quiet()}))
+}
+
+func start(t *testing.T, opts client.Options) *Server {
+	t.Helper()
 	ts := temporaltest.NewServer(temporaltest.WithT(t), temporaltest.WithBaseClientOptions(opts))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

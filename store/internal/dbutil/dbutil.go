@@ -6,12 +6,14 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"path"
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/mfaflow/mfaflow/store"
@@ -181,3 +183,61 @@ func GrantRefusal(g store.Grant, accountID, action, resource string, now time.Ti
 	}
 	return nil
 }
+
+// CheckAppeal returns an error when a lacks what store.AppealStore's
+// CreateAppeal requires: an ID, an account, an applicant type, a status and
+// a token hash that is a hex SHA-256 (so that a token itself is never
+// stored by mistake).
+func CheckAppeal(a store.Appeal) error {
+	switch {
+	case a.ID == "" || a.AccountID == "" || a.ApplicantType == "" || a.Status == "":
+		return errors.New("id, account, applicant type and status are required")
+	case !isSHA256Hex(a.TokenHash):
+		return errors.New("token hash is not a hex SHA-256")
+	}
+	return nil
+}
+
+// isSHA256Hex reports whether s is 64 lowercase hex digits.
+func isSHA256Hex(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, c := range s {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// RateWindow returns the bounds of the fixed window of length window
+// containing now, at microsecond precision and aligned on the Unix epoch,
+// so that every replica computes the same window. It returns an error when
+// window is under a microsecond or limit is negative.
+func RateWindow(window time.Duration, limit int, now time.Time) (start, end time.Time, err error) {
+	w := window.Microseconds()
+	if w < 1 || limit < 0 {
+		return time.Time{}, time.Time{}, fmt.Errorf("invalid rate limit: window %v, limit %d", window, limit)
+	}
+	t := now.UnixMicro()
+	s := t - t%w
+	if t%w < 0 { // before the epoch: round down, not towards zero
+		s -= w
+	}
+	return time.UnixMicro(s).UTC(), time.UnixMicro(s + w).UTC(), nil
+}
+
+// RateLimitPruneGrace is how long after its end a rate-limit window is
+// kept, so that replicas whose clocks lag still find their counts.
+const RateLimitPruneGrace = 5 * time.Minute
+
+// Pruner says when a store should prune old rate-limit windows: on the
+// first hit and then every pruneEvery hits. Its zero value is ready; it is
+// safe for concurrent use.
+type Pruner struct{ n atomic.Uint64 }
+
+const pruneEvery = 256
+
+// Due counts a hit and reports whether this one should prune.
+func (p *Pruner) Due() bool { return p.n.Add(1)%pruneEvery == 1 }

@@ -1,0 +1,310 @@
+package api
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"go.temporal.io/api/workflowservice/v1"
+
+	"github.com/mfaflow/mfaflow/store"
+	"github.com/mfaflow/mfaflow/workflows"
+)
+
+// documentLinkTTL is how long a reviewer's document link works.
+const documentLinkTTL = 5 * time.Minute
+
+var appealStatuses = map[string]bool{
+	workflows.AppealCollecting: true, workflows.AppealPending: true, workflows.AppealInReview: true,
+	workflows.AppealCoolingDown: true, workflows.AppealUnbound: true, workflows.AppealRejected: true,
+	workflows.AppealCancelled: true, workflows.AppealExpired: true,
+}
+
+// listAppeals reads the review queue from Temporal's visibility store by the
+// appeal's search attributes (which hold no PII).
+func (s *Server) listAppeals(c *gin.Context) ([]gin.H, error) {
+	q := []string{"WorkflowType = 'UnbindAppeal'"}
+	if v := c.Query("status"); v != "" {
+		if !appealStatuses[v] {
+			return nil, invalidField("status", "not an appeal status")
+		}
+		q = append(q, fmt.Sprintf("%s = '%s'", workflows.SearchAppealStatus, v))
+	}
+	if v := c.Query("type"); v != "" {
+		if v != workflows.ApplicantPersonal && v != workflows.ApplicantEnterprise {
+			return nil, invalidField("type", `must be "personal" or "enterprise"`)
+		}
+		q = append(q, fmt.Sprintf("%s = '%s'", workflows.SearchApplicantType, v))
+	}
+	if v := c.Query("assignee"); v != "" {
+		if !idPattern.MatchString(v) {
+			return nil, invalidField("assignee", "not a reviewer id")
+		}
+		q = append(q, fmt.Sprintf("%s = '%s'", workflows.SearchAssignee, v))
+	}
+	if v := c.Query("sla_breached"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return nil, invalidField("sla_breached", "true or false")
+		}
+		q = append(q, fmt.Sprintf("%s = %t", workflows.SearchSLABreached, b))
+	}
+	resp, err := s.deps.Temporal.ListWorkflow(c.Request.Context(), &workflowservice.ListWorkflowExecutionsRequest{
+		Query: strings.Join(q, " AND "), PageSize: 200,
+	})
+	if err != nil {
+		return nil, appealError(err)
+	}
+	out := []gin.H{}
+	for _, e := range resp.GetExecutions() {
+		item := gin.H{"appeal_id": e.GetExecution().GetWorkflowId(), "started_at": e.GetStartTime().AsTime().UTC()}
+		for name, p := range e.GetSearchAttributes().GetIndexedFields() {
+			var v any
+			if err := decodeSearchAttribute(p, &v); err == nil {
+				switch name {
+				case workflows.SearchAppealStatus:
+					item["status"] = v
+				case workflows.SearchApplicantType:
+					item["applicant_type"] = v
+				case workflows.SearchSubmittedAt:
+					item["submitted_at"] = v
+				case workflows.SearchAssignee:
+					item["assignee"] = v
+				case workflows.SearchSLABreached:
+					item["sla_breached"] = v
+				}
+			}
+		}
+		out = append(out, item)
+	}
+	return out, nil
+}
+
+func (s *Server) handleReviewQueue() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		items, err := s.listAppeals(c)
+		if err != nil {
+			fail(c, s.log, err)
+			return
+		}
+		c.JSON(http.StatusOK, gin.H{"appeals": items})
+	}
+}
+
+// maskName keeps the first character.
+func maskName(s string) string {
+	r := []rune(s)
+	if len(r) <= 1 {
+		return strings.Repeat("*", len(r))
+	}
+	return string(r[:1]) + strings.Repeat("*", len(r)-1)
+}
+
+// maskPhone keeps the first 3 and last 4 digits.
+func maskPhone(s string) string {
+	if len(s) < 8 {
+		return strings.Repeat("*", len(s))
+	}
+	return s[:3] + strings.Repeat("*", len(s)-7) + s[len(s)-4:]
+}
+
+// documentLink signs a link to one document for one reviewer.
+func (s *Server) documentLink(appealID, docType, reviewer string, exp time.Time) string {
+	e := strconv.FormatInt(exp.Unix(), 10)
+	return fmt.Sprintf("/v1/review/documents/%s/%s?r=%s&exp=%s&sig=%s", appealID, docType, url.QueryEscape(reviewer), e, s.linkSig(appealID, docType, reviewer, e))
+}
+
+func (s *Server) linkSig(appealID, docType, reviewer, exp string) string {
+	mac := hmac.New(sha256.New, s.deps.Keys.DeriveKey("document-links"))
+	fmt.Fprintf(mac, "%s\x00%s\x00%s\x00%s", appealID, docType, reviewer, exp)
+	return hex.EncodeToString(mac.Sum(nil))
+}
+
+// reviewerView masks PII and links documents for the reviewer.
+func (s *Server) reviewerView(st workflows.AppealState, reviewer string) gin.H {
+	a := st.Applicant
+	applicant := gin.H{
+		"login": gin.H{"kind": a.LoginKind, "id": a.LoginID}, "bound_phone": maskPhone(a.BoundPhone),
+		"name": maskName(a.Name), "id_number": MaskID(a.IDNumber), "contact_phone": maskPhone(a.ContactPhone),
+	}
+	if st.ApplicantType == workflows.ApplicantEnterprise {
+		applicant["company_name"] = a.CompanyName
+		applicant["company_reg_number"] = MaskID(a.CompanyRegNumber)
+	}
+	exp := s.deps.Now().Add(documentLinkTTL)
+	docs := []gin.H{}
+	for _, t := range st.RequiredDocuments {
+		d, ok := st.Documents[t]
+		if !ok {
+			docs = append(docs, gin.H{"type": t, "uploaded": false})
+			continue
+		}
+		docs = append(docs, gin.H{"type": t, "uploaded": true, "sha256": d.SHA256, "size": d.Size, "content_type": d.ContentType,
+			"uploaded_at": d.UploadedAt.UTC(), "url": s.documentLink(st.AppealID, t, reviewer, exp), "url_expires_at": exp.UTC()})
+	}
+	approvals := []gin.H{}
+	for _, ap := range st.Approvals {
+		approvals = append(approvals, gin.H{"reviewer": ap.Reviewer, "at": ap.At.UTC()})
+	}
+	timeline := []gin.H{}
+	for _, e := range st.Timeline {
+		timeline = append(timeline, gin.H{"at": e.At.UTC(), "status": e.Status, "note": e.Note})
+	}
+	return gin.H{
+		"appeal_id": st.AppealID, "account_id": st.AccountID, "applicant_type": st.ApplicantType, "status": st.Status,
+		"applicant": applicant, "documents": docs, "timeline": timeline, "assignee": st.Assignee,
+		"approvals": approvals, "approvals_needed": st.ApprovalsNeeded, "sla_breached": st.SLABreached,
+		"submitted_at": st.SubmittedAt.UTC(), "cool_down_until": st.CoolDownUntil.UTC(),
+	}
+}
+
+func (s *Server) handleReviewCase() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		id := c.Param("appeal_id")
+		if !idPattern.MatchString(id) {
+			fail(c, s.log, store.ErrNotFound)
+			return
+		}
+		p := principal(c)
+		st, err := s.appealState(c.Request.Context(), id)
+		if err != nil {
+			fail(c, s.log, err)
+			return
+		}
+		if st.Status == workflows.AppealIneligible {
+			fail(c, s.log, store.ErrNotFound)
+			return
+		}
+		s.audit(c, store.AuditEntry{Actor: actor(c), Action: "appeal.view", Outcome: "ok", AccountID: st.AccountID, Subject: id})
+		view := s.reviewerView(st, p.Subject)
+		trail, err := s.deps.Store.ListAudit(c.Request.Context(), store.AuditFilter{Subject: id, Limit: 200})
+		if err != nil {
+			fail(c, s.log, err)
+			return
+		}
+		if trail == nil {
+			trail = []store.AuditEntry{}
+		}
+		view["audit"] = trail
+		c.JSON(http.StatusOK, view)
+	}
+}
+
+// handleReviewDocument streams one document through a signed, short-lived
+// link (so an <img> can show it) and audits the view.
+func (s *Server) handleReviewDocument() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		id, docType := c.Param("appeal_id"), c.Param("doc_type")
+		reviewer, exp, sig := c.Query("r"), c.Query("exp"), c.Query("sig")
+		e, err := strconv.ParseInt(exp, 10, 64)
+		valid := err == nil && hmac.Equal([]byte(sig), []byte(s.linkSig(id, docType, reviewer, exp))) && s.deps.Now().Before(time.Unix(e, 0))
+		if !valid {
+			s.audit(c, store.AuditEntry{Actor: "anonymous", Action: "document.view", Outcome: "denied", Subject: id, Details: map[string]string{"doc_type": docType}})
+			fail(c, s.log, errorf(http.StatusForbidden, "forbidden", "the document link is not valid or has expired"))
+			return
+		}
+		st, err := s.appealState(c.Request.Context(), id)
+		if err != nil {
+			fail(c, s.log, err)
+			return
+		}
+		d, ok := st.Documents[docType]
+		if !ok || st.DocumentsDeleted {
+			fail(c, s.log, store.ErrNotFound)
+			return
+		}
+		r, obj, err := s.deps.Documents.Open(c.Request.Context(), d.ObjectKey)
+		if err != nil {
+			fail(c, s.log, err)
+			return
+		}
+		defer r.Close()
+		s.audit(c, store.AuditEntry{Actor: "reviewer:" + reviewer, Action: "document.view", Outcome: "ok", AccountID: st.AccountID, Subject: id,
+			Details: map[string]string{"doc_type": docType, "sha256": d.SHA256}})
+		c.Header("Content-Security-Policy", "sandbox; default-src 'none'")
+		c.Header("Content-Disposition", "inline")
+		c.Header("Content-Length", strconv.FormatInt(obj.Size, 10))
+		c.Header("Content-Type", d.ContentType)
+		c.Status(http.StatusOK)
+		_, _ = io.Copy(c.Writer, r)
+	}
+}
+
+func (s *Server) reviewerInput(c *gin.Context) workflows.ReviewerInput {
+	p := principal(c)
+	return workflows.ReviewerInput{Reviewer: p.Subject, ReviewerAccountID: p.AccountID}
+}
+
+func (s *Server) handleClaim() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		id := c.Param("appeal_id")
+		st, err := s.appealUpdate(c.Request.Context(), id, workflows.UpdateClaim, s.reviewerInput(c))
+		if err != nil {
+			s.audit(c, store.AuditEntry{Actor: actor(c), Action: "appeal.claim", Outcome: "denied", Subject: id, Details: map[string]string{"reason": errCodeOf(err)}})
+			fail(c, s.log, err)
+			return
+		}
+		c.JSON(http.StatusOK, gin.H{"appeal_id": id, "status": st.Status, "assignee": st.Assignee})
+	}
+}
+
+func (s *Server) handleDecide() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		id := c.Param("appeal_id")
+		var req struct {
+			Decision string `json:"decision"`
+			Reason   string `json:"reason"`
+		}
+		if err := decodeJSON(c, &req); err != nil {
+			fail(c, s.log, err)
+			return
+		}
+		switch req.Decision {
+		case workflows.DecisionApprove:
+		case workflows.DecisionReject, workflows.DecisionRequestInfo:
+			if strings.TrimSpace(req.Reason) == "" {
+				fail(c, s.log, invalidField("reason", "required to reject or to request information"))
+				return
+			}
+		default:
+			fail(c, s.log, invalidField("decision", `must be "approve", "reject" or "request_info"`))
+			return
+		}
+		if len(req.Reason) > 1000 {
+			fail(c, s.log, invalidField("reason", "at most 1000 characters"))
+			return
+		}
+		st, err := s.appealUpdate(c.Request.Context(), id, workflows.UpdateDecide, workflows.DecideInput{ReviewerInput: s.reviewerInput(c), Decision: req.Decision, Reason: req.Reason})
+		if err != nil {
+			s.audit(c, store.AuditEntry{Actor: actor(c), Action: "appeal.decide", Outcome: "denied", Subject: id, Details: map[string]string{"decision": req.Decision, "reason": errCodeOf(err)}})
+			fail(c, s.log, err)
+			return
+		}
+		c.JSON(http.StatusOK, gin.H{"appeal_id": id, "status": st.Status, "approvals": len(st.Approvals), "approvals_needed": st.ApprovalsNeeded})
+	}
+}
+
+// errCodeOf is the client-visible code of err, for audit details.
+func errCodeOf(err error) string {
+	e, _ := toError(err)
+	return e.Code
+}
+
+func (s *Server) handleAdminAppeals() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		items, err := s.listAppeals(c)
+		if err != nil {
+			fail(c, s.log, err)
+			return
+		}
+		c.JSON(http.StatusOK, gin.H{"appeals": items})
+	}
+}
