@@ -281,7 +281,14 @@ func (s *Server) handleCreateAppeal() gin.HandlerFunc {
 			// The workflow closes a refused appeal in the store itself; if it
 			// never started, close it here so the account may file again.
 			var app *temporal.ApplicationError
-			if !errors.As(err, &app) {
+			if errors.As(err, &app) {
+				switch app.Type() {
+				case workflows.ErrTypeRealNameNotVerified, workflows.ErrTypeIdentityMismatch, workflows.ErrTypeNoMFABound:
+					// Refused: free the account at once (the workflow records
+					// the same when it closes; closing is idempotent).
+					_ = s.deps.Store.SetAppealStatus(context.WithoutCancel(c.Request.Context()), appealID, workflows.AppealIneligible, true, s.deps.Now())
+				}
+			} else {
 				_, derr := s.deps.Temporal.DescribeWorkflowExecution(context.WithoutCancel(c.Request.Context()), appealID, "")
 				var nf *serviceerror.NotFound
 				if errors.As(derr, &nf) {

@@ -127,14 +127,28 @@ func parseKeyring(cfg config.Config) (*mfa.Keyring, error) {
 	return k, nil
 }
 
-// consoleService builds the console's verification service.
-func consoleService(st store.Store, keys *mfa.Keyring, n notify.Notifier, log *slog.Logger) *console.Service {
-	return &console.Service{Store: st, Keys: keys, Notifier: n, Log: log}
+// consoleService builds the console's verification service. A successful
+// use of a device tells the account's appeal in cool-down (it cancels).
+func consoleService(st store.Store, keys *mfa.Keyring, n notify.Notifier, tc client.Client, log *slog.Logger) *console.Service {
+	return &console.Service{Store: st, Keys: keys, Notifier: n, Log: log, OnDeviceUsed: api.DeviceUsedHook(st, tc, log)}
 }
 
 // newActivities builds the workflows' activities.
-func newActivities(st store.Store, keys *mfa.Keyring, n notify.Notifier) *activities.Activities {
-	return &activities.Activities{Store: st, Notifier: n, Keys: keys}
+func newActivities(st store.Store, keys *mfa.Keyring, n notify.Notifier, blobs activities.DocumentStore) *activities.Activities {
+	return &activities.Activities{Store: st, Notifier: n, Keys: keys, Blobs: blobs}
+}
+
+// appealConfig carries the appeal settings to the API.
+func appealConfig(cfg config.Config, publicURL string) api.AppealConfig {
+	return api.AppealConfig{
+		DocumentDeadline: cfg.DocumentDeadline, ReviewSLA: cfg.ReviewSLA, Cooldown: cfg.AppealCooldown,
+		Retention: cfg.Retention, FourEyes: cfg.FourEyes, PublicURL: publicURL,
+	}
+}
+
+// ownerCancelToken computes the owner's cancel token of an appeal.
+func ownerCancelToken(keys *mfa.Keyring) func(string) string {
+	return func(id string) string { return activities.OwnerCancelToken(keys, id) }
 }
 
 // readyChecks names what /readyz checks.
@@ -214,6 +228,11 @@ func serveHTTP(ctx context.Context, addr string, h http.Handler, onListen func(n
 	if onListen != nil {
 		onListen(ln.Addr())
 	}
+	return serveListener(ctx, ln, h)
+}
+
+// serveListener serves h on ln until ctx ends, then shuts down gracefully.
+func serveListener(ctx context.Context, ln net.Listener, h http.Handler) error {
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

@@ -132,11 +132,11 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	if err != nil {
 		return err
 	}
-	consoleSvc := consoleService(db, keys, notify.Outbox{Store: db}, log.With("component", "console"))
+	scSvc := consoleService(db, keys, notify.Outbox{Store: db}, nil, log)
 	for _, a := range demoAccounts {
 		// Every account has the platform's security-center app; ordinary
 		// accounts log in with it.
-		if _, _, err := consoleSvc.ProvisionSecurityCenter(ctx, a.ID); err != nil && !errors.Is(err, store.ErrConflict) {
+		if _, _, err := scSvc.ProvisionSecurityCenter(ctx, a.ID); err != nil && !errors.Is(err, store.ErrConflict) {
 			return fmt.Errorf("demo security center: %w", err)
 		}
 	}
@@ -157,29 +157,40 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	defer tc.Close()
 
 	outbox := notify.Outbox{Store: db}
-	acts := newActivities(db, keys, outbox)
+	acts := newActivities(db, keys, outbox, blobs)
 	wctx, stopWorker := context.WithCancel(ctx)
 	werr := make(chan error, 1)
 	go func() { werr <- worker.Run(wctx, tc, acts, sdkworker.Options{}) }()
 	defer func() { stopWorker(); <-werr }()
 
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("MFAFLOW_HTTP_ADDR: %w", err)
+	}
+	apiURL := hostURL(ln.Addr())
+	publicURL := cfg.PublicURL
+	if publicURL == "" {
+		publicURL = apiURL
+	}
 	srv := api.NewServer(api.Deps{
-		Store:          db,
-		Temporal:       tc,
-		ConsoleService: consoleSvc,
-		Notifier:       outbox,
-		Ready:          readyChecks(db, blobs, tc),
-		Keys:           keys,
-		Console:        auth.NewConsoleKeys([]string{sec.ConsoleKey}),
-		JWT:            &auth.Verifier{Keys: auth.HS256(sec.JWTSecret), Leeway: 30 * time.Second},
-		Logger:         log.With("component", "api"),
-		Dev:            true,
+		Store:            db,
+		Temporal:         tc,
+		ConsoleService:   consoleService(db, keys, outbox, tc, log.With("component", "console")),
+		Documents:        blobs,
+		Appeals:          appealConfig(cfg, publicURL),
+		OwnerCancelToken: ownerCancelToken(keys),
+		Notifier:         outbox,
+		Ready:            readyChecks(db, blobs, tc),
+		Keys:             keys,
+		Console:          auth.NewConsoleKeys([]string{sec.ConsoleKey}),
+		JWT:              &auth.Verifier{Keys: auth.HS256(sec.JWTSecret), Leeway: 30 * time.Second},
+		Logger:           log.With("component", "api"),
+		Dev:              true,
 		Web: web.NewConsole(web.ConsoleConfig{Directory: db, Accounts: demoAccountIDs(), DevConsoleKey: sec.ConsoleKey,
 			DevLinks: true, DemoSerials: serials, Logger: log.With("component", "web")}),
 	})
-	err = serveHTTP(ctx, cfg.HTTPAddr, srv, func(a net.Addr) {
-		printBanner(stdout, hostURL(a), dataDir, tsrv, s3.Endpoint(), cfg.S3Bucket, sec, first, seeded, serials)
-	})
+	printBanner(stdout, apiURL, dataDir, tsrv, s3.Endpoint(), cfg.S3Bucket, sec, first, seeded, serials)
+	err = serveListener(ctx, ln, srv)
 	fmt.Fprintln(stdout, "mfaflow dev: shutting down")
 	return err
 }

@@ -38,15 +38,18 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	blobs := &blobRef{cfg: blob.Config{Endpoint: cfg.S3Endpoint, AccessKey: cfg.S3AccessKey, SecretKey: cfg.S3SecretKey, Bucket: cfg.S3Bucket, UseTLS: cfg.S3UseTLS, Encrypt: true}}
 	notifier := productionNotifier(cfg)
 	srv := api.NewServer(api.Deps{
-		Store:          db,
-		Temporal:       tc,
-		ConsoleService: consoleService(db, keys, notifier, log),
-		Notifier:       notifier,
-		Ready:          readyChecks(db, blobs, tc),
-		Keys:           keys,
-		Console:        auth.NewConsoleKeys(cfg.ConsoleAPIKeys),
-		JWT:            jwtVerifier(cfg),
-		Logger:         log,
+		Store:            db,
+		Temporal:         tc,
+		ConsoleService:   consoleService(db, keys, notifier, tc, log),
+		Documents:        blobs,
+		Appeals:          appealConfig(cfg, cfg.PublicURL),
+		OwnerCancelToken: ownerCancelToken(keys),
+		Notifier:         notifier,
+		Ready:            readyChecks(db, blobs, tc),
+		Keys:             keys,
+		Console:          auth.NewConsoleKeys(cfg.ConsoleAPIKeys),
+		JWT:              jwtVerifier(cfg),
+		Logger:           log,
 	})
 	return serveHTTP(ctx, cfg.HTTPAddr, srv, func(a net.Addr) {
 		fmt.Fprintf(stdout, "mfaflow serve: listening on %s\n", hostURL(a))

@@ -20,7 +20,7 @@ import (
 	"github.com/mfaflow/mfaflow/activities"
 	"github.com/mfaflow/mfaflow/api"
 	"github.com/mfaflow/mfaflow/auth"
-	"github.com/mfaflow/mfaflow/codec"
+	"github.com/mfaflow/mfaflow/blob"
 	"github.com/mfaflow/mfaflow/console"
 	"github.com/mfaflow/mfaflow/internal/harness"
 	"github.com/mfaflow/mfaflow/internal/harness/temporalharness"
@@ -58,6 +58,8 @@ func (c *clock) Advance(d time.Duration) {
 
 // stack is the product on real servers.
 type stack struct {
+	blobs  *blob.Store
+	bucket string
 	t      *testing.T
 	st     store.Store
 	keys   *mfa.Keyring
@@ -72,32 +74,59 @@ type stack struct {
 // replicas API servers sharing st.
 func newStack(t *testing.T, st store.Store, replicas int) *stack {
 	t.Helper()
+	return newStackWith(t, st, replicas, api.AppealConfig{})
+}
+
+// newStackWith is newStack with appeal settings; documents go to the
+// harness's MinIO with server-side encryption.
+func newStackWith(t *testing.T, st store.Store, replicas int, appeals api.AppealConfig) *stack {
+	t.Helper()
 	keys, err := mfa.GenerateKeyring()
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := temporalharness.Start(t, codec.DataConverter(keys))
+	ts := temporalharness.StartEncrypted(t, keys)
 	outbox := notify.Outbox{Store: st}
 	acts := &activities.Activities{Store: st, Notifier: outbox, Keys: keys}
 	w := ts.NewWorkerWithOptions(workflows.TaskQueue, func(r sdkworker.Registry) { worker.Register(r, acts) }, sdkworker.Options{})
 	_ = w
-	s := &stack{t: t, st: st, keys: keys, ts: ts, clock: &clock{}, client: &http.Client{Timeout: 60 * time.Second}}
+	m := harness.MinIOServer(t)
+	bucket := m.Bucket(t)
+	blobs, err := blob.Open(context.Background(), blob.Config{Endpoint: m.Endpoint, AccessKey: m.AccessKey, SecretKey: m.SecretKey, Bucket: bucket, Encrypt: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	acts.Blobs = blobs
+	s := &stack{t: t, st: st, keys: keys, ts: ts, clock: &clock{}, client: &http.Client{Timeout: 60 * time.Second}, blobs: blobs, bucket: bucket}
+	if appeals.DocumentDeadline == 0 {
+		appeals.DocumentDeadline = time.Hour
+	}
+	if appeals.ReviewSLA == 0 {
+		appeals.ReviewSLA = time.Hour
+	}
+	if appeals.Retention == 0 {
+		appeals.Retention = time.Hour
+	}
 	s.admin, err = auth.SignHS256(jwtSecret, "admin-e2e", []string{auth.RoleAdmin}, "", time.Hour, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
 	for range replicas {
 		srv := api.NewServer(api.Deps{
-			Store:          st,
-			Temporal:       ts.GetDefaultClient(),
-			ConsoleService: &console.Service{Store: st, Keys: keys, Notifier: outbox, Now: s.clock.Now},
-			Notifier:       outbox,
-			Keys:           keys,
-			Console:        auth.NewConsoleKeys([]string{consoleKey}),
-			JWT:            &auth.Verifier{Keys: auth.HS256(jwtSecret)},
-			Dev:            true,
-			Now:            s.clock.Now,
-			Logger:         slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+			Store:    st,
+			Temporal: ts.GetDefaultClient(),
+			ConsoleService: &console.Service{Store: st, Keys: keys, Notifier: outbox, Now: s.clock.Now,
+				OnDeviceUsed: api.DeviceUsedHook(st, ts.GetDefaultClient(), nil)},
+			Documents:        blobs,
+			Appeals:          appeals,
+			OwnerCancelToken: func(id string) string { return activities.OwnerCancelToken(keys, id) },
+			Notifier:         outbox,
+			Keys:             keys,
+			Console:          auth.NewConsoleKeys([]string{consoleKey}),
+			JWT:              &auth.Verifier{Keys: auth.HS256(jwtSecret)},
+			Dev:              true,
+			Now:              s.clock.Now,
+			Logger:           slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		})
 		hs := httptest.NewServer(srv)
 		t.Cleanup(hs.Close)
@@ -204,3 +233,5 @@ func waitNextStep(t *testing.T, now time.Time) {
 	next := now.Truncate(30 * time.Second).Add(30*time.Second + 200*time.Millisecond)
 	time.Sleep(time.Until(next))
 }
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }

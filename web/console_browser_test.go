@@ -1,0 +1,470 @@
+package web_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	cdplog "github.com/chromedp/cdproto/log"
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+	sdkworker "go.temporal.io/sdk/worker"
+
+	"github.com/mfaflow/mfaflow/activities"
+	"github.com/mfaflow/mfaflow/api"
+	"github.com/mfaflow/mfaflow/auth"
+	"github.com/mfaflow/mfaflow/codec"
+	"github.com/mfaflow/mfaflow/console"
+	"github.com/mfaflow/mfaflow/internal/harness/temporalharness"
+	"github.com/mfaflow/mfaflow/inventory"
+	"github.com/mfaflow/mfaflow/mfa"
+	"github.com/mfaflow/mfaflow/notify"
+	"github.com/mfaflow/mfaflow/store"
+	"github.com/mfaflow/mfaflow/store/storetest"
+	"github.com/mfaflow/mfaflow/web"
+	"github.com/mfaflow/mfaflow/worker"
+	"github.com/mfaflow/mfaflow/workflows"
+)
+
+const browserConsoleKey = "web-test-console-key-0123456789abcdef"
+
+// demoEnterprise is the dev stack's demo enterprise account; the test binds
+// a hardware card to it.
+var demoEnterprise = store.Account{
+	ID: "demo-enterprise", Type: store.Enterprise, BoundPhone: "13700137000", Email: "ops@example.com",
+	Logins:      []store.Login{{Kind: store.LoginEmail, ID: "ops@example.com"}},
+	RealName:    store.RealName{Verified: true, Name: "李四", IDNumber: "110101199003071233"},
+	Company:     store.Company{Name: "示例科技有限公司", RegNumber: "91350100M000100Y43"},
+	LoginMethod: store.LoginMFA,
+}
+
+const demoSerial = "MFAD-T001"
+
+// browserStack is the product started in-process the way `mfaflow dev`
+// wires it: Temporal with the encrypting codec, a worker with the production
+// registration, a SQLite store, the outbox notifier and the API in dev mode
+// with the console page.
+type browserStack struct {
+	st  store.Store
+	url string
+}
+
+func startBrowserStack(t *testing.T) *browserStack {
+	t.Helper()
+	keys, err := mfa.GenerateKeyring()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := temporalharness.Start(t, codec.DataConverter(keys))
+	st := storetest.SQLite(t)
+	putAccounts(t, st, demoPersonal, demoEnterprise)
+	importDemoCard(t, st, keys)
+
+	outbox := notify.Outbox{Store: st}
+	acts := &activities.Activities{Store: st, Notifier: outbox, Keys: keys} // as cmd/mfaflow newActivities
+	ts.NewWorkerWithOptions(workflows.TaskQueue, func(r sdkworker.Registry) { worker.Register(r, acts) }, sdkworker.Options{})
+
+	srv := api.NewServer(api.Deps{
+		Store:          st,
+		Temporal:       ts.GetDefaultClient(),
+		ConsoleService: &console.Service{Store: st, Keys: keys, Notifier: outbox},
+		Notifier:       outbox,
+		Keys:           keys,
+		Console:        auth.NewConsoleKeys([]string{browserConsoleKey}),
+		JWT:            &auth.Verifier{Keys: auth.HS256("web-test-jwt-secret-0123456789abcdef")},
+		Logger:         slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Dev:            true,
+		Web: web.NewConsole(web.ConsoleConfig{
+			Directory: st, Accounts: []string{demoPersonal.ID, demoEnterprise.ID},
+			DevConsoleKey: browserConsoleKey, DevLinks: true, DemoSerials: []string{demoSerial},
+		}),
+	})
+	hs := httptest.NewServer(srv)
+	t.Cleanup(hs.Close)
+	return &browserStack{st: st, url: hs.URL}
+}
+
+// importDemoCard imports one card into the demo batch, whose current code
+// the dev route /dev/hardware-tokens/{serial}/code shows.
+func importDemoCard(t *testing.T, st store.Store, keys *mfa.Keyring) {
+	t.Helper()
+	secret, err := mfa.NewSecret(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	csv := "serial,secret,algorithm,digits,period\n" + demoSerial + "," + mfa.EncodeSecret(secret) + ",SHA1,6,30\n"
+	im := inventory.Importer{Store: st, Keys: keys}
+	if _, err := im.Import(context.Background(), strings.NewReader(csv), inventory.Options{Format: inventory.CSV, BatchID: api.DemoBatchID, Actor: "system"}); err != nil {
+		t.Fatalf("import demo card: %v", err)
+	}
+}
+
+var sixDigits = regexp.MustCompile(`\b\d{6}\b`)
+
+// smsCode reads the newest SMS code sent to phone from the outbox, waiting
+// up to 10 s for it.
+func (s *browserStack) smsCode(t *testing.T, phone string) string {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		msgs, err := s.st.ListOutbox(context.Background(), phone, 20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range msgs {
+			if m.Kind == activities.KindSMSCode {
+				if c := sixDigits.FindString(m.Body); c != "" {
+					return c
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no SMS code sent to %s", phone)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// chromiumPath finds a Chromium or Chrome binary. The browser test fails
+// (never skips) without one.
+func chromiumPath(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv("MFAFLOW_CHROMIUM"); p != "" {
+		return p
+	}
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	t.Fatal("headless Chromium is required for the console browser test and was not found " +
+		"(looked for chromium, chromium-browser, google-chrome; or set MFAFLOW_CHROMIUM): apt-get install chromium")
+	return ""
+}
+
+// artifactDir is where the test saves its screenshots:
+// $MFAFLOW_TEST_ARTIFACTS/<test name> when set, else a temporary directory.
+func artifactDir(t *testing.T) string {
+	t.Helper()
+	base := os.Getenv("MFAFLOW_TEST_ARTIFACTS")
+	if base == "" {
+		return t.TempDir()
+	}
+	dir := filepath.Join(base, strings.ReplaceAll(t.Name(), "/", "_"))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// browser is one headless Chromium tab on the page under test.
+type browser struct {
+	t      *testing.T
+	ctx    context.Context
+	shots  string
+	mu     sync.Mutex
+	faults []string // uncaught exceptions and CSP violations
+}
+
+func newBrowser(t *testing.T) *browser {
+	t.Helper()
+	exe := chromiumPath(t)
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(exe),
+		chromedp.Flag("headless", true),
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("hide-scrollbars", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1000, 1200),
+	}
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancelAlloc)
+	ctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(cancel)
+	b := &browser{t: t, ctx: ctx, shots: artifactDir(t)}
+	// The first Run starts the browser; it must not have a timeout.
+	if err := chromedp.Listen(ctx, b.onEvent); err != nil {
+		t.Fatalf("start Chromium (%s): %v", exe, err)
+	}
+	return b
+}
+
+// onEvent records page faults; it runs on the tab's reader goroutine.
+func (b *browser) onEvent(ev any) {
+	var fault string
+	switch e := ev.(type) {
+	case *runtime.EventExceptionThrown:
+		d := e.ExceptionDetails
+		fault = "exception: " + d.Text
+		if d.Exception != nil {
+			fault += " " + d.Exception.Description
+		}
+	case *cdplog.EventEntryAdded:
+		if e.Entry.Source == cdplog.EntrySourceSecurity || e.Entry.Source == cdplog.EntrySourceJavascript ||
+			strings.Contains(e.Entry.Text, "Content Security Policy") {
+			fault = fmt.Sprintf("console %s/%s: %s", e.Entry.Source, e.Entry.Level, e.Entry.Text)
+		}
+	}
+	if fault != "" {
+		b.mu.Lock()
+		b.faults = append(b.faults, fault)
+		b.mu.Unlock()
+	}
+}
+
+// checkFaults fails the test on any uncaught exception or CSP violation.
+func (b *browser) checkFaults() {
+	b.t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, f := range b.faults {
+		b.t.Errorf("page fault: %s", f)
+	}
+	b.faults = nil
+}
+
+func (b *browser) do(what string, steps ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 45*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, steps...); err != nil {
+		b.t.Fatalf("%s: %v (status line: %q)", what, err, b.statusNoFail())
+	}
+}
+
+func (b *browser) text(id string) string {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
+	defer cancel()
+	s, err := chromedp.Run(ctx, chromedp.TextContent(chromedp.ID(id)))
+	if err != nil {
+		b.t.Fatalf("text of #%s: %v", id, err)
+	}
+	return strings.TrimSpace(s)
+}
+
+func (b *browser) attr(id, name string) string {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
+	defer cancel()
+	r, err := chromedp.Run(ctx, chromedp.AttributeValue(chromedp.ID(id), name))
+	if err != nil || !r.Exists {
+		b.t.Fatalf("attribute %s of #%s: %v (exists %v)", name, id, err, r.Exists)
+	}
+	return r.Value
+}
+
+func (b *browser) statusNoFail() string {
+	ctx, cancel := context.WithTimeout(b.ctx, 3*time.Second)
+	defer cancel()
+	s, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`(document.getElementById("status") || {}).textContent || ""`))
+	return s
+}
+
+// waitText waits until the visible element #id contains want.
+func (b *browser) waitText(id, want string) {
+	b.t.Helper()
+	js := fmt.Sprintf(`(() => { const e = document.getElementById(%s); return !!e && !e.hidden && e.textContent.includes(%s); })()`, jsString(id), jsString(want))
+	ctx, cancel := context.WithTimeout(b.ctx, 45*time.Second)
+	defer cancel()
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](js, chromedp.WithPollingTimeout(40*time.Second), chromedp.WithPollingInterval(50*time.Millisecond))); err != nil {
+		got, _ := chromedp.Run(b.ctx, chromedp.Evaluate[string](fmt.Sprintf(`(document.getElementById(%s) || {}).textContent || ""`, jsString(id))))
+		b.t.Fatalf("#%s never showed %q: has %q; status line %q", id, want, strings.TrimSpace(got), b.statusNoFail())
+	}
+}
+
+// typeInto replaces the value of the input #id with v, as a user typing.
+func (b *browser) typeInto(id, v string) {
+	b.t.Helper()
+	clear := chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`document.getElementById(%s).value = ""`, jsString(id)))
+	b.do("type into #"+id, clear, chromedp.SendKeys(chromedp.ID(id), v))
+}
+
+func (b *browser) click(id string) {
+	b.t.Helper()
+	b.do("click #"+id, chromedp.Click(chromedp.ID(id)))
+}
+
+// screenshot saves the whole page as a PNG and logs its path.
+func (b *browser) screenshot(name string) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
+	defer cancel()
+	// At the top, the sticky status line sits in its place in the full-page shot.
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[chromedp.Void](`window.scrollTo(0, 0)`)); err != nil {
+		b.t.Fatalf("scroll: %v", err)
+	}
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		b.t.Fatalf("screenshot %s: %v", name, err)
+	}
+	path := filepath.Join(b.shots, name+".png")
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		b.t.Fatal(err)
+	}
+	b.t.Logf("screenshot: %s", path)
+}
+
+func jsString(s string) string {
+	j, _ := json.Marshal(s)
+	return string(j)
+}
+
+// waitNextStep sleeps until the TOTP step after the one of `after` has
+// begun (at most 31 s), so a code newer than every code used so far exists.
+func waitNextStep(t *testing.T, after time.Time) {
+	t.Helper()
+	next := after.Truncate(30 * time.Second).Add(30*time.Second + 300*time.Millisecond)
+	if d := time.Until(next); d > 0 {
+		t.Logf("waiting %v for the next 30-second step", d.Round(100*time.Millisecond))
+		time.Sleep(d)
+	}
+}
+
+// awayFromBoundary waits out the last two seconds of a step, so codes
+// computed now are still current when the server checks them.
+func awayFromBoundary() time.Time {
+	now := time.Now()
+	if left := now.Truncate(30 * time.Second).Add(30 * time.Second).Sub(now); left < 2*time.Second {
+		time.Sleep(left + 100*time.Millisecond)
+	}
+	return time.Now()
+}
+
+// TestConsoleInBrowser drives the console demo page in headless Chromium
+// against the whole stack: bind a virtual device (SMS code, QR and key, two
+// consecutive codes, both scopes), pass the login check, delete a VM with an
+// operation grant and see the grant refused the second time; then bind a
+// hardware card on another account.
+func TestConsoleInBrowser(t *testing.T) {
+	b := newBrowser(t)
+	s := startBrowserStack(t)
+	defer b.checkFaults()
+
+	// 1. The page loads with the demo accounts and their MFA state.
+	b.do("open the console", chromedp.Navigate(s.url+"/console"), chromedp.WaitVisible(chromedp.ID("account")))
+	b.waitText("protection", "Login protection: off · Operation protection: off")
+	b.waitText("devices", "No MFA device bound.")
+	b.waitText("status", "Account demo-personal loaded.")
+	b.screenshot("01-loaded")
+
+	// 2. Bind a virtual device: the API sends an SMS code.
+	b.click("bind-virtual")
+	b.waitText("sms-step", "138****8000")
+	b.waitText("status", "SMS code sent to 138****8000")
+	if href := b.attr("outbox-link", "href"); href != "/dev/outbox?to=13800138000" {
+		t.Errorf("outbox link = %q", href)
+	}
+	b.typeInto("sms-code", s.smsCode(t, demoPersonal.BoundPhone))
+	b.screenshot("02-sms-code")
+	b.click("sms-submit")
+
+	// 3. The QR code (fetched with the bearer header) and the key.
+	b.waitText("status", "Identity verified.")
+	b.do("QR image loads", chromedp.Poll[chromedp.Void](`(() => { const i = document.getElementById("qr"); return i.src.startsWith("blob:") && i.complete && i.naturalWidth > 0; })()`,
+		chromedp.WithPollingTimeout(20*time.Second)))
+	secret, err := mfa.DecodeSecret(b.text("secret"))
+	if err != nil || len(secret) < 20 {
+		t.Fatalf("#secret = %q: not a 160-bit base32 key (%v)", b.text("secret"), err)
+	}
+	b.screenshot("03-qr")
+
+	// 4. Two consecutive codes from the "app" and both scopes.
+	now := awayFromBoundary()
+	bindTime := now
+	b.typeInto("code1", mfa.TOTP(secret, now.Add(-30*time.Second), mfa.Params{}))
+	b.typeInto("code2", mfa.TOTP(secret, now, mfa.Params{}))
+	b.click("scope-login")
+	b.click("scope-operation")
+	b.screenshot("04-codes")
+	b.click("confirm")
+	b.waitText("bind-result", "Bound: Virtual MFA device")
+	b.waitText("bind-result", "Login protection on, operation protection on.")
+	b.waitText("devices", "Virtual MFA device dev")
+	b.waitText("protection", "Login protection: on · Operation protection: on")
+	b.screenshot("05-bound")
+
+	// 5. Login check. The binding's own code is refused as reused, with the
+	// API's error code in the status line.
+	b.typeInto("login-code", mfa.TOTP(secret, bindTime, mfa.Params{}))
+	b.click("login-verify")
+	b.waitText("status", "Error code_reused:")
+	b.screenshot("06-login-reused")
+	waitNextStep(t, bindTime)
+	loginTime := awayFromBoundary()
+	b.typeInto("login-code", mfa.TOTP(secret, loginTime, mfa.Params{}))
+	b.click("login-verify")
+	b.waitText("login-result", "Login verified")
+	b.waitText("status", "Login check passed.")
+	b.screenshot("07-login-verified")
+
+	// 6. Delete VM vm-123 with a fresh code: a grant, used once.
+	waitNextStep(t, loginTime)
+	b.typeInto("op-code", mfa.TOTP(secret, awayFromBoundary(), mfa.Params{}))
+	b.click("op-verify")
+	b.waitText("op-result", "VM deleted: vm-123")
+	b.screenshot("08-vm-deleted")
+	b.click("op-reuse")
+	b.waitText("status", "Error grant_used:")
+	b.waitText("op-result", "Refused")
+	b.screenshot("09-grant-refused")
+
+	// 7. Bind a hardware card to the enterprise account, operation scope only.
+	b.do("pick demo-enterprise", chromedp.Navigate(s.url+"/console?account=demo-enterprise"), chromedp.WaitVisible(chromedp.ID("account")))
+	b.waitText("status", "Account demo-enterprise loaded.")
+	b.click("bind-hardware")
+	b.waitText("sms-step", "137****7000")
+	b.typeInto("sms-code", s.smsCode(t, demoEnterprise.BoundPhone))
+	b.click("sms-submit")
+	b.waitText("status", "Enter the card's serial number")
+	b.typeInto("serial", demoSerial)
+	href := b.attr("token-link", "href")
+	if href != "/dev/hardware-tokens/"+demoSerial+"/code" {
+		t.Fatalf("token link = %q", href)
+	}
+	awayFromBoundary()
+	b.typeInto("hw-code", readDemoCode(t, s.url+href))
+	b.click("hw-scope-operation")
+	b.screenshot("10-hardware")
+	b.click("hw-confirm")
+	b.waitText("bind-result", "Bound: Hardware token card")
+	b.waitText("bind-result", "(SN "+demoSerial+"). Login protection off, operation protection on.")
+	b.waitText("devices", "SN "+demoSerial)
+	b.screenshot("11-hardware-bound")
+}
+
+// readDemoCode reads a demo card's current code from the dev route the page
+// links to.
+func readDemoCode(t *testing.T, url string) string {
+	t.Helper()
+	res, err := (&http.Client{Timeout: 10 * time.Second}).Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var out struct {
+		Code string `json:"code"`
+	}
+	if err := json.NewDecoder(res.Body).Decode(&out); err != nil || res.StatusCode != http.StatusOK || out.Code == "" {
+		t.Fatalf("GET %s = %d %v", url, res.StatusCode, errors.Join(err, fmt.Errorf("code %q", out.Code)))
+	}
+	return out.Code
+}
