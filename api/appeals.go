@@ -532,7 +532,9 @@ func DeviceUsedHook(st store.AppealStore, tc client.Client, log *slog.Logger) fu
 		log = slog.New(slog.DiscardHandler)
 	}
 	return func(ctx context.Context, accountID, deviceID string) {
-		appeals, err := st.ListAppeals(ctx, workflows.AppealCoolingDown, accountID, 10)
+		// Every open appeal is told; only one in cool-down acts on it. (The
+		// store's status mirror may lag the workflow by a moment.)
+		appeals, err := st.ListAppeals(ctx, "", accountID, 10)
 		if err != nil {
 			log.WarnContext(ctx, "device-used hook: list appeals failed", "err", err)
 			return

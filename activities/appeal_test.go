@@ -1,0 +1,472 @@
+package activities_test
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mfaflow/mfaflow/activities"
+	"github.com/mfaflow/mfaflow/blob"
+	"github.com/mfaflow/mfaflow/internal/harness"
+	"github.com/mfaflow/mfaflow/mfa"
+	"github.com/mfaflow/mfaflow/notify"
+	"github.com/mfaflow/mfaflow/store"
+	"github.com/mfaflow/mfaflow/store/storetest"
+	"github.com/mfaflow/mfaflow/workflows"
+)
+
+// The applicant's records in the directory. The ID number and the unified
+// social credit code pass their checksums (GB 11643, GB 32100).
+const (
+	apPhone   = "+8613800138000"
+	apEmail   = "owner@example.com"
+	apName    = "Zhang San"
+	apID      = "11010519491231002X"
+	apCompany = "Example Trading Co., Ltd."
+	apReg     = "91350100M000100Y43"
+)
+
+// realNameAccount puts a verified account of type typ into the directory.
+func (f *fixture) realNameAccount(t *testing.T, id string, typ store.AccountType, verified bool) {
+	t.Helper()
+	a := store.Account{ID: id, Type: typ, BoundPhone: apPhone, Email: apEmail,
+		Logins:      []store.Login{{Kind: store.LoginQQ, ID: "q" + id}, {Kind: store.LoginEmail, ID: "Login." + id + "@example.com"}},
+		RealName:    store.RealName{Verified: verified, Name: apName, IDNumber: apID},
+		LoginMethod: store.LoginMFA}
+	if typ == store.Enterprise {
+		a.Company = store.Company{Name: apCompany, RegNumber: apReg}
+	}
+	_, err := f.st.PutAccount(ctx(t), a)
+	must(t, err)
+}
+
+// device creates a device of the account in status st.
+func (f *fixture) device(t *testing.T, account, id string, typ store.DeviceType, st store.DeviceStatus, serial string) {
+	t.Helper()
+	secret, err := mfa.NewSecret(nil)
+	must(t, err)
+	sealed, err := f.keys.Seal(secret, mfa.AAD(string(store.SealedDevices), id))
+	must(t, err)
+	status := st
+	if st == store.DeviceRevoked {
+		status = store.DeviceActive
+	}
+	_, err = f.st.CreateDevice(ctx(t), store.Device{ID: id, AccountID: account, Type: typ, Serial: serial, Secret: sealed,
+		Algorithm: "SHA1", Digits: 6, PeriodSeconds: 30, Status: status})
+	must(t, err)
+	if st == store.DeviceRevoked {
+		_, err = f.st.RevokeDevice(ctx(t), id, f.clock.Now())
+		must(t, err)
+	}
+}
+
+func personalApplicant(account string) workflows.Applicant {
+	return workflows.Applicant{LoginKind: "qq", LoginID: "q" + account, BoundPhone: apPhone, Name: apName, IDNumber: apID, ContactPhone: "+8613900139000"}
+}
+
+func TestCheckEligibility(t *testing.T) {
+	type tc struct {
+		name    string
+		typ     string
+		mut     func(*workflows.Applicant)
+		account string // the account the appeal names
+		want    string // error type, "" for eligible
+	}
+	tests := []tc{
+		{name: "personal", typ: workflows.ApplicantPersonal, account: "p-ok"},
+		{name: "personal formatted differently", typ: workflows.ApplicantPersonal, account: "p-ok", mut: func(a *workflows.Applicant) {
+			a.BoundPhone, a.IDNumber, a.Name = "138 0013-8000", strings.ToLower(apID), " Zhang  San "
+		}},
+		{name: "login by e-mail, any case", typ: workflows.ApplicantPersonal, account: "p-ok", mut: func(a *workflows.Applicant) {
+			a.LoginKind, a.LoginID = "email", "login.P-OK@EXAMPLE.com"
+		}},
+		{name: "unknown account", typ: workflows.ApplicantPersonal, account: "nobody", want: workflows.ErrTypeRealNameNotVerified},
+		{name: "not real-name verified", typ: workflows.ApplicantPersonal, account: "p-unverified", want: workflows.ErrTypeRealNameNotVerified},
+		{name: "not verified, wrong details too", typ: workflows.ApplicantPersonal, account: "p-unverified", want: workflows.ErrTypeRealNameNotVerified,
+			mut: func(a *workflows.Applicant) { a.Name = "Li Si" }},
+		{name: "wrong phone", typ: workflows.ApplicantPersonal, account: "p-ok", want: workflows.ErrTypeIdentityMismatch,
+			mut: func(a *workflows.Applicant) { a.BoundPhone = "+8613800138001" }},
+		{name: "wrong name", typ: workflows.ApplicantPersonal, account: "p-ok", want: workflows.ErrTypeIdentityMismatch,
+			mut: func(a *workflows.Applicant) { a.Name = "Zhang Si" }},
+		{name: "wrong ID number", typ: workflows.ApplicantPersonal, account: "p-ok", want: workflows.ErrTypeIdentityMismatch,
+			mut: func(a *workflows.Applicant) { a.IDNumber = "110105194912310021" }},
+		{name: "login of another kind", typ: workflows.ApplicantPersonal, account: "p-ok", want: workflows.ErrTypeIdentityMismatch,
+			mut: func(a *workflows.Applicant) { a.LoginKind = "wechat" }},
+		{name: "login of another account", typ: workflows.ApplicantPersonal, account: "p-ok", want: workflows.ErrTypeIdentityMismatch,
+			mut: func(a *workflows.Applicant) { a.LoginID = "qe-ok" }},
+		{name: "no login", typ: workflows.ApplicantPersonal, account: "p-ok", want: workflows.ErrTypeIdentityMismatch,
+			mut: func(a *workflows.Applicant) { a.LoginKind, a.LoginID = "", "" }},
+		{name: "enterprise", typ: workflows.ApplicantEnterprise, account: "e-ok", mut: func(a *workflows.Applicant) {
+			a.CompanyName, a.CompanyRegNumber = apCompany, strings.ToLower(apReg)
+		}},
+		{name: "enterprise wrong reg number", typ: workflows.ApplicantEnterprise, account: "e-ok", want: workflows.ErrTypeIdentityMismatch,
+			mut: func(a *workflows.Applicant) { a.CompanyName, a.CompanyRegNumber = apCompany, "91350100M000100Y44" }},
+		{name: "enterprise wrong company", typ: workflows.ApplicantEnterprise, account: "e-ok", want: workflows.ErrTypeIdentityMismatch,
+			mut: func(a *workflows.Applicant) { a.CompanyName, a.CompanyRegNumber = "Other Co.", apReg }},
+		{name: "enterprise appeal on a personal account", typ: workflows.ApplicantEnterprise, account: "p-ok", want: workflows.ErrTypeIdentityMismatch,
+			mut: func(a *workflows.Applicant) { a.CompanyName, a.CompanyRegNumber = apCompany, apReg }},
+		{name: "unknown applicant type", typ: "robot", account: "p-ok", want: workflows.ErrTypeIdentityMismatch},
+		{name: "no device", typ: workflows.ApplicantPersonal, account: "p-none", want: workflows.ErrTypeNoMFABound},
+		{name: "only pending, revoked and security-center devices", typ: workflows.ApplicantPersonal, account: "p-other", want: workflows.ErrTypeNoMFABound},
+		{name: "no device, wrong details", typ: workflows.ApplicantPersonal, account: "p-none", want: workflows.ErrTypeIdentityMismatch,
+			mut: func(a *workflows.Applicant) { a.IDNumber = "110105194912310021" }},
+		{name: "hardware only", typ: workflows.ApplicantPersonal, account: "p-hw"},
+	}
+	eachStore(t, func(t *testing.T, f *fixture) {
+		f.realNameAccount(t, "p-ok", store.Personal, true)
+		f.device(t, "p-ok", "dev-p-ok", store.Virtual, store.DeviceActive, "")
+		f.realNameAccount(t, "e-ok", store.Enterprise, true)
+		f.device(t, "e-ok", "dev-e-ok", store.Virtual, store.DeviceActive, "")
+		f.realNameAccount(t, "p-unverified", store.Personal, false)
+		f.device(t, "p-unverified", "dev-p-unverified", store.Virtual, store.DeviceActive, "")
+		f.realNameAccount(t, "p-none", store.Personal, true)
+		f.realNameAccount(t, "p-other", store.Personal, true)
+		f.device(t, "p-other", "dev-p-other-1", store.Virtual, store.DevicePending, "")
+		f.device(t, "p-other", "dev-p-other-2", store.Virtual, store.DeviceRevoked, "")
+		f.device(t, "p-other", "dev-p-other-3", store.SecurityCenter, store.DeviceActive, "")
+		f.realNameAccount(t, "p-hw", store.Personal, true)
+		f.importCard(t, "SN-HW-1", mfa.Params{})
+		f.device(t, "p-hw", "dev-p-hw", store.Hardware, store.DeviceActive, "SN-HW-1")
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				ap := personalApplicant(tt.account)
+				if tt.account == "p-ok" || tt.account == "nobody" {
+					ap = personalApplicant("p-ok")
+				}
+				if tt.typ == workflows.ApplicantEnterprise {
+					ap.LoginID = "q" + tt.account
+				}
+				if tt.mut != nil {
+					tt.mut(&ap)
+				}
+				err := f.a.CheckEligibility(ctx(t), workflows.CheckEligibilityInput{AccountID: tt.account, ApplicantType: tt.typ, Applicant: ap})
+				if tt.want == "" {
+					must(t, err)
+					return
+				}
+				wantType(t, err, tt.want)
+				for _, leak := range []string{apName, apID, apPhone, "phone", "ID number", "login"} {
+					if strings.Contains(err.Error(), leak) {
+						t.Fatalf("refusal %q says %q", err, leak)
+					}
+				}
+			})
+		}
+	})
+}
+
+func TestOwnerCancelToken(t *testing.T) {
+	k1, err := mfa.GenerateKeyring()
+	must(t, err)
+	k2, err := mfa.GenerateKeyring()
+	must(t, err)
+	tok := activities.OwnerCancelToken(k1, "apl_1")
+	if !regexp.MustCompile(`^[A-Za-z0-9_-]{43}$`).MatchString(tok) {
+		t.Fatalf("token %q is not 32 bytes of base64url", tok)
+	}
+	if activities.OwnerCancelToken(k1, "apl_1") != tok {
+		t.Fatal("token not deterministic")
+	}
+	if activities.OwnerCancelToken(k1, "apl_2") == tok || activities.OwnerCancelToken(k2, "apl_1") == tok {
+		t.Fatal("token does not depend on the appeal and the key")
+	}
+	if !activities.CheckOwnerCancelToken(k1, "apl_1", tok) || activities.CheckOwnerCancelToken(k1, "apl_2", tok) ||
+		activities.CheckOwnerCancelToken(k2, "apl_1", tok) || activities.CheckOwnerCancelToken(k1, "apl_1", "") {
+		t.Fatal("CheckOwnerCancelToken")
+	}
+	if activities.CheckOwnerCancelToken(nil, "apl_1", activities.OwnerCancelToken(nil, "apl_1")) {
+		t.Fatal("an empty key ring checks a token")
+	}
+}
+
+func TestNotifyAppealOwner(t *testing.T) {
+	eachStore(t, func(t *testing.T, f *fixture) {
+		c := ctx(t)
+		f.realNameAccount(t, "acct-n", store.Personal, true)
+		in := workflows.AppealNoticeInput{AppealID: "apl_n1", AccountID: "acct-n", Event: workflows.AppealEventFiled, PublicURL: "https://mfaflow.example/"}
+		must(t, f.a.NotifyAppealOwner(c, in))
+		msgs := f.outbox(t, activities.KindAppealNotice)
+		if len(msgs) != 2 {
+			t.Fatalf("outbox %+v", msgs)
+		}
+		link := "https://mfaflow.example/appeals/apl_n1/owner-cancel?token=" + activities.OwnerCancelToken(f.keys, "apl_n1")
+		for _, m := range msgs {
+			if !strings.Contains(m.Body, link) {
+				t.Fatalf("%s notice without the cancel link: %q", m.Channel, m.Body)
+			}
+			if m.Data["message_id"] != "appeal-apl_n1-filed-"+m.Channel {
+				t.Fatalf("message id %q", m.Data["message_id"])
+			}
+			if (m.Channel == notify.SMS) != (m.To == apPhone) || (m.Channel == notify.Email) != (m.To == apEmail) {
+				t.Fatalf("notice to %s by %s", m.To, m.Channel)
+			}
+			for _, pii := range []string{apName, apID} {
+				if strings.Contains(m.Body, pii) {
+					t.Fatal("notice holds PII")
+				}
+			}
+		}
+		u, err := url.Parse(link)
+		must(t, err)
+		if !activities.CheckOwnerCancelToken(f.keys, "apl_n1", u.Query().Get("token")) {
+			t.Fatal("the link's token does not verify")
+		}
+		in.Event, in.UnbindAt = workflows.AppealEventApproved, time.Date(2030, 1, 2, 3, 4, 0, 0, time.UTC)
+		must(t, f.a.NotifyAppealOwner(c, in))
+		msgs = f.outbox(t, activities.KindAppealNotice)
+		if len(msgs) != 4 || !strings.Contains(msgs[0].Body, "2030-01-02 03:04") || !strings.Contains(msgs[0].Body, link) {
+			t.Fatalf("approved notice %+v", msgs[0])
+		}
+		for _, ev := range []string{workflows.AppealEventRejected, workflows.AppealEventCancelled, workflows.AppealEventDeviceUsed} {
+			in.Event = ev
+			must(t, f.a.NotifyAppealOwner(c, in))
+		}
+		if got := len(f.outbox(t, activities.KindAppealNotice)); got != 10 {
+			t.Fatalf("%d notices", got)
+		}
+		in.Event = "party"
+		wantType(t, f.a.NotifyAppealOwner(c, in), workflows.ErrTypeInvalidInput)
+		// An account gone from the directory: nothing to tell, no retry.
+		must(t, f.a.NotifyAppealOwner(c, workflows.AppealNoticeInput{AppealID: "apl_n2", AccountID: "gone", Event: workflows.AppealEventCancelled}))
+
+		must(t, f.a.NotifyLead(c, workflows.NotifyLeadInput{AppealID: "apl_n1", ApplicantType: "personal", Status: workflows.AppealPending,
+			SubmittedAt: in.UnbindAt, ReviewSLA: 24 * time.Hour}))
+		leads := f.outbox(t, activities.KindAppealSLA)
+		if len(leads) != 1 || leads[0].To != activities.DefaultLeadEmail || leads[0].Channel != notify.Email || !strings.Contains(leads[0].Body, "apl_n1") {
+			t.Fatalf("lead notice %+v", leads)
+		}
+	})
+}
+
+func TestAuditAppealOnce(t *testing.T) {
+	eachStore(t, func(t *testing.T, f *fixture) {
+		c := ctx(t)
+		in := workflows.AppealAuditInput{AppealID: "apl_a", AccountID: "acct-a", Key: "appeal.claim#3", Actor: "reviewer:rev-1",
+			Action: workflows.AuditAppealClaim, Outcome: "ok", Details: map[string]string{"reviewer": "rev-1"}}
+		must(t, f.a.AuditAppeal(c, in))
+		must(t, f.a.AuditAppeal(c, in)) // a retry
+		in.Key = "appeal.claim#5"
+		must(t, f.a.AuditAppeal(c, in))
+		got := f.audit(t, "acct-a", workflows.AuditAppealClaim, "ok")
+		if len(got) != 2 || got[0].Subject != "apl_a" || got[0].Actor != "reviewer:rev-1" || got[0].Details["reviewer"] != "rev-1" {
+			t.Fatalf("audit %+v", got)
+		}
+	})
+}
+
+func TestSetAppealStatus(t *testing.T) {
+	eachStore(t, func(t *testing.T, f *fixture) {
+		c := ctx(t)
+		_, err := f.st.CreateAppeal(c, store.Appeal{ID: "apl_s", AccountID: "acct-s", ApplicantType: "personal",
+			TokenHash: store.TokenHash("apt_s"), Status: "filing"})
+		must(t, err)
+		at := f.clock.Now()
+		must(t, f.a.SetAppealStatus(c, workflows.SetAppealStatusInput{AppealID: "apl_s", Status: workflows.AppealCoolingDown, At: at}))
+		got, err := f.st.GetAppeal(c, "apl_s")
+		must(t, err)
+		if got.Status != workflows.AppealCoolingDown || !got.ClosedAt.IsZero() {
+			t.Fatalf("appeal %+v", got)
+		}
+		must(t, f.a.SetAppealStatus(c, workflows.SetAppealStatusInput{AppealID: "apl_s", Status: workflows.AppealUnbound, Closed: true, At: at.Add(time.Hour)}))
+		must(t, f.a.SetAppealStatus(c, workflows.SetAppealStatusInput{AppealID: "apl_s", Status: workflows.AppealUnbound, Closed: true, At: at.Add(2 * time.Hour)}))
+		got, err = f.st.GetAppeal(c, "apl_s")
+		must(t, err)
+		if got.Status != workflows.AppealUnbound || !got.ClosedAt.Equal(at.Add(time.Hour)) {
+			t.Fatalf("appeal %+v", got)
+		}
+		// Unknown to the store: nothing to mirror, and no retry.
+		must(t, f.a.SetAppealStatus(c, workflows.SetAppealStatusInput{AppealID: "apl_none", Status: workflows.AppealIneligible, Closed: true, At: at}))
+	})
+}
+
+// TestUnbindAll: twice (a retry) revokes the devices once, writes one
+// audit entry and one revoke_sessions message; the security-center token
+// and devices revoked before the approval are left alone.
+func TestUnbindAll(t *testing.T) {
+	eachStore(t, func(t *testing.T, f *fixture) {
+		c := ctx(t)
+		const acct = "acct-u"
+		f.realNameAccount(t, acct, store.Personal, true)
+		f.device(t, acct, "dev-old", store.Virtual, store.DeviceRevoked, "")
+		f.clock.Add(time.Hour)
+		approvedAt := f.clock.Now()
+		f.device(t, acct, "dev-app", store.Virtual, store.DeviceActive, "")
+		f.device(t, acct, "dev-pending", store.Virtual, store.DevicePending, "")
+		f.device(t, acct, "dev-sc", store.SecurityCenter, store.DeviceActive, "")
+		f.importCard(t, "SN-U-1", mfa.Params{})
+		f.device(t, acct, "dev-card", store.Hardware, store.DeviceActive, "SN-U-1")
+		must(t, f.st.AssignToken(c, "SN-U-1", acct, "dev-card", f.clock.Now()))
+		_, err := f.st.SetProtection(c, acct, store.Protection{Login: true, Operation: true})
+		must(t, err)
+		for range 3 {
+			_, _, err := f.st.SpendAttempt(c, acct, f.clock.Now(), mfa.LockPolicy{}.LockFor)
+			must(t, err)
+		}
+		f.clock.Add(time.Minute)
+		in := workflows.UnbindAllInput{AppealID: "apl_u", AccountID: acct, ApprovedAt: approvedAt}
+		first, err := f.a.UnbindAll(c, in)
+		must(t, err)
+		revokedAt := f.clock.Now()
+		f.clock.Add(time.Minute)
+		second, err := f.a.UnbindAll(c, in)
+		must(t, err)
+		want := []string{"dev-app", "dev-card", "dev-pending"}
+		slices.Sort(first.DeviceIDs)
+		slices.Sort(second.DeviceIDs)
+		if !slices.Equal(first.DeviceIDs, want) || !slices.Equal(second.DeviceIDs, want) {
+			t.Fatalf("unbound %v then %v, want %v", first.DeviceIDs, second.DeviceIDs, want)
+		}
+		for _, id := range want {
+			d, err := f.st.GetDevice(c, id)
+			must(t, err)
+			if d.Status != store.DeviceRevoked || !d.RevokedAt.Equal(revokedAt) {
+				t.Fatalf("%s: %s at %v, want revoked at %v", id, d.Status, d.RevokedAt, revokedAt)
+			}
+		}
+		if d, err := f.st.GetDevice(c, "dev-sc"); err != nil || d.Status != store.DeviceActive {
+			t.Fatalf("security-center device: %+v, %v", d, err)
+		}
+		if d, err := f.st.GetDevice(c, "dev-old"); err != nil || !d.RevokedAt.Before(approvedAt) {
+			t.Fatalf("old device touched: %+v, %v", d, err)
+		}
+		card, err := f.st.GetToken(c, "SN-U-1")
+		must(t, err)
+		if card.State != store.TokenUnassigned || card.DeviceID != "" {
+			t.Fatalf("card %+v", card)
+		}
+		p, err := f.st.GetProtection(c, acct)
+		must(t, err)
+		if p.Login || p.Operation {
+			t.Fatalf("protection %+v", p)
+		}
+		b, _, err := f.st.SpendAttempt(c, acct, f.clock.Now(), mfa.LockPolicy{}.LockFor)
+		must(t, err)
+		if b.Failures != 1 {
+			t.Fatalf("failure budget not reset: %d failures", b.Failures)
+		}
+		audits := f.audit(t, acct, workflows.AuditAppealUnbind, "")
+		if len(audits) != 1 || audits[0].Subject != "apl_u" || audits[0].Outcome != "ok" || audits[0].Details["count"] != "3" {
+			t.Fatalf("audit %+v", audits)
+		}
+		revokes := f.outbox(t, activities.KindRevokeSessions)
+		if len(revokes) != 1 || revokes[0].Channel != notify.Console || revokes[0].To != acct || revokes[0].Data["message_id"] != "revoke-apl_u" {
+			t.Fatalf("revoke_sessions %+v", revokes)
+		}
+		notices := f.outbox(t, activities.KindAppealUnbound)
+		if len(notices) != 2 {
+			t.Fatalf("owner notices %+v", notices)
+		}
+	})
+}
+
+// TestUnbindAllAfterCrash: an attempt that revoked the devices and died
+// before the audit is completed by the retry, which counts them.
+func TestUnbindAllAfterCrash(t *testing.T) {
+	eachStore(t, func(t *testing.T, f *fixture) {
+		c := ctx(t)
+		const acct = "acct-c"
+		f.realNameAccount(t, acct, store.Personal, true)
+		approvedAt := f.clock.Now()
+		f.device(t, acct, "dev-c1", store.Virtual, store.DeviceActive, "")
+		f.device(t, acct, "dev-c2", store.Virtual, store.DeviceActive, "")
+		f.clock.Add(time.Minute)
+		_, err := f.st.RevokeDevice(c, "dev-c1", f.clock.Now()) // the crashed attempt
+		must(t, err)
+		f.clock.Add(time.Minute)
+		out, err := f.a.UnbindAll(c, workflows.UnbindAllInput{AppealID: "apl_c", AccountID: acct, ApprovedAt: approvedAt})
+		must(t, err)
+		slices.Sort(out.DeviceIDs)
+		if !slices.Equal(out.DeviceIDs, []string{"dev-c1", "dev-c2"}) {
+			t.Fatalf("unbound %v", out.DeviceIDs)
+		}
+		if a := f.audit(t, acct, workflows.AuditAppealUnbind, "ok"); len(a) != 1 || a[0].Details["devices"] != "dev-c1,dev-c2" {
+			t.Fatalf("audit %+v", a)
+		}
+	})
+}
+
+// TestDeleteDocuments runs against a real MinIO: every object of the
+// appeal goes (recorded, replaced and never recorded), other appeals'
+// objects stay, the deletion is audited once with count and hashes, and a
+// second run changes nothing.
+func TestDeleteDocuments(t *testing.T) {
+	m := harness.MinIOServer(t)
+	c := ctx(t)
+	bs, err := blob.Open(c, blob.Config{Endpoint: m.Endpoint, AccessKey: m.AccessKey, SecretKey: m.SecretKey, Bucket: m.Bucket(t), Encrypt: true})
+	must(t, err)
+	f := newFixture(t, storetest.SQLite(t))
+	f.a.Blobs = bs
+	put := func(key, body string) workflows.Document {
+		t.Helper()
+		o, err := bs.Put(c, key, strings.NewReader(body), int64(len(body)), 0, "image/jpeg")
+		must(t, err)
+		return workflows.Document{Type: workflows.DocIDHoldingPhoto, ObjectKey: key, SHA256: o.SHA256, Size: o.Size, ContentType: "image/jpeg"}
+	}
+	const id = "apl_d"
+	d1 := put("appeals/"+id+"/id_holding_photo-1", "first photo")
+	d2 := put("appeals/"+id+"/id_holding_photo-2", "second photo")
+	lic := put("appeals/"+id+"/business_licence-1", "licence scan")
+	lic.Type = workflows.DocBusinessLicence
+	put("appeals/"+id+"/orphan", "uploaded, never recorded")
+	other := put("appeals/apl_other/id_holding_photo-1", "another appeal")
+
+	// A replaced upload goes first; a key outside the appeal is skipped.
+	must(t, f.a.DeleteObjects(c, workflows.DeleteObjectsInput{AppealID: id, Keys: []string{d1.ObjectKey, other.ObjectKey}}))
+	must(t, f.a.DeleteObjects(c, workflows.DeleteObjectsInput{AppealID: id, Keys: []string{d1.ObjectKey}})) // again: idempotent
+	if _, err := bs.Stat(c, d1.ObjectKey); err == nil {
+		t.Fatal("replaced object still there")
+	}
+	if _, err := bs.Stat(c, other.ObjectKey); err != nil {
+		t.Fatalf("another appeal's object: %v", err)
+	}
+
+	in := workflows.DeleteDocumentsInput{AppealID: id, AccountID: "acct-d", Documents: []workflows.Document{d1, d2, lic}}
+	out, err := f.a.DeleteDocuments(c, in)
+	must(t, err)
+	if out.Deleted != 4 {
+		t.Fatalf("deleted %d, want 4", out.Deleted)
+	}
+	keys, err := bs.Keys(c, "appeals/"+id+"/")
+	must(t, err)
+	if len(keys) != 0 {
+		t.Fatalf("left %v", keys)
+	}
+	if _, err := bs.Stat(c, other.ObjectKey); err != nil {
+		t.Fatalf("another appeal's object: %v", err)
+	}
+	again, err := f.a.DeleteDocuments(c, in)
+	must(t, err)
+	if again.Deleted != 4 {
+		t.Fatalf("second run deleted %d", again.Deleted)
+	}
+	audits := f.audit(t, "acct-d", workflows.AuditAppealDocumentsDeleted, "ok")
+	if len(audits) != 1 || audits[0].Subject != id || audits[0].Details["count"] != "4" {
+		t.Fatalf("audit %+v", audits)
+	}
+	hashes := strings.Split(audits[0].Details["sha256"], ",")
+	for _, d := range []workflows.Document{d1, d2, lic} {
+		if !slices.Contains(hashes, d.SHA256) {
+			t.Fatalf("audit hashes %v lack %s", hashes, d.SHA256)
+		}
+	}
+	sum := sha256.Sum256([]byte("first photo"))
+	if hashes[0] == "" || !slices.Contains(hashes, hex.EncodeToString(sum[:])) {
+		t.Fatalf("audit hashes %v", hashes)
+	}
+	for k, v := range audits[0].Details {
+		if bytes.Contains([]byte(v), []byte("photo")) && k != "sha256" {
+			t.Fatalf("audit detail %s holds document bytes", k)
+		}
+	}
+
+	// Without a document store the deletion fails for good, not forever.
+	f.a.Blobs = nil
+	_, err = f.a.DeleteDocuments(c, workflows.DeleteDocumentsInput{AppealID: "apl_x", AccountID: "acct-x", Documents: []workflows.Document{d1}})
+	wantType(t, err, activities.ErrTypeNoDocumentStore)
+}
