@@ -76,9 +76,13 @@ const (
 	ErrTypeSameReviewer        = "SameReviewer"        // 409: four-eyes needs a second, different reviewer
 	ErrTypeNotAssignee         = "NotAssignee"         // 409: decide without holding the claim
 	ErrTypeInvalidInput        = "InvalidInput"        // 400: refused by a validator
+	// UpdateAppealCreate also answers ErrTypeUnavailable (503, shared with
+	// BindDevice) when the eligibility check could not reach the store for
+	// a minute: nothing was created and the create may be sent again.
 )
 
-// AppealPolicy is fixed at creation from the configuration.
+// AppealPolicy is fixed at creation from the configuration. Zero
+// durations take the defaults of WithDefaults (Cooldown 0 is allowed).
 type AppealPolicy struct {
 	DocumentDeadline time.Duration // MFAFLOW_DOCUMENT_DEADLINE
 	ReviewSLA        time.Duration // MFAFLOW_REVIEW_SLA
@@ -145,7 +149,7 @@ type DecideInput struct {
 
 // CancelInput cancels an appeal.
 type CancelInput struct {
-	By string // "applicant" or "owner"
+	By string // CancelByApplicant or CancelByOwner
 }
 
 // DeviceUsedSignal says a device of the account verified a code.
