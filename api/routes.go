@@ -55,14 +55,26 @@ func (s *Server) routes() {
 	admin.GET("/audit", s.handleListAudit())
 	admin.POST("/accounts/:account_id/security-center", s.handleProvisionSecurityCenter())
 	admin.GET("/appeals", s.handleAdminAppeals())
+	// The Temporal Web UI's codec server: decrypts history payloads for an
+	// admin (every call audited). Configure the UI with <base>/v1/admin/codec
+	// and "pass the access token".
+	admin.POST("/codec/decode", s.handleCodec())
+	admin.POST("/codec/encode", s.handleCodec())
 	r.POST("/v1/admin/hardware-tokens/import", s.requireRole(auth.RoleAdmin), s.handleImportTokens())
 
+	if s.deps.Pages != nil {
+		for _, p := range []string{"/appeal", "/appeal/status", "/appeals/:appeal_id/owner-cancel", "/review", "/review/case", "/static/*file"} {
+			r.GET(p, gin.WrapH(s.deps.Pages))
+		}
+	}
 	if s.deps.Dev {
 		r.GET("/dev/outbox", s.handleOutbox())
 		r.GET("/dev/hardware-tokens/:serial/code", s.handleDemoTokenCode())
 		if s.deps.Web != nil {
 			r.GET("/console", gin.WrapH(s.deps.Web))
-			r.GET("/static/*file", gin.WrapH(s.deps.Web))
+			if s.deps.Pages == nil { // else Pages serves the same /static/
+				r.GET("/static/*file", gin.WrapH(s.deps.Web))
+			}
 		}
 		r.GET("/dev/security-center/:account_id/code", s.handleDevSecurityCenterCode())
 	}

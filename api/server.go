@@ -66,6 +66,10 @@ type Deps struct {
 	// Web serves the dev web pages (GET /console, GET /static/…); mounted
 	// only when Dev is set. nil: no pages.
 	Web http.Handler
+	// Pages serves the public web pages (the appeal form and status page,
+	// the owner's cancel page, the reviewer queue and case page) and
+	// /static/…; mounted in every mode. nil: no pages.
+	Pages http.Handler
 	// MaxBody caps JSON request bodies; 0: 1 MiB.
 	MaxBody int64
 	Now     func() time.Time
