@@ -77,7 +77,10 @@ func bindingError(err error) error {
 	if !errors.As(err, &app) {
 		var unavailable *serviceerror.Unavailable
 		var dl *serviceerror.DeadlineExceeded
-		if errors.As(err, &unavailable) || errors.As(err, &dl) || errors.Is(err, context.DeadlineExceeded) {
+		// WorkflowNotReady: the workflow's task is being retried (its worker
+		// died); queries and updates work again once a worker picks it up.
+		var notReady *serviceerror.WorkflowNotReady
+		if errors.As(err, &unavailable) || errors.As(err, &dl) || errors.As(err, &notReady) || errors.Is(err, context.DeadlineExceeded) {
 			return errorf(http.StatusServiceUnavailable, "unavailable", "the workflow service is unavailable; try again shortly")
 		}
 		return err

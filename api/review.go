@@ -158,12 +158,18 @@ func (s *Server) reviewerView(st workflows.AppealState, reviewer string) gin.H {
 	for _, e := range st.Timeline {
 		timeline = append(timeline, gin.H{"at": e.At.UTC(), "status": e.Status, "note": e.Note})
 	}
-	return gin.H{
+	out := gin.H{
 		"appeal_id": st.AppealID, "account_id": st.AccountID, "applicant_type": st.ApplicantType, "status": st.Status,
 		"applicant": applicant, "documents": docs, "timeline": timeline, "assignee": st.Assignee,
 		"approvals": approvals, "approvals_needed": st.ApprovalsNeeded, "sla_breached": st.SLABreached,
-		"submitted_at": st.SubmittedAt.UTC(), "cool_down_until": st.CoolDownUntil.UTC(),
 	}
+	if !st.SubmittedAt.IsZero() {
+		out["submitted_at"] = st.SubmittedAt.UTC()
+	}
+	if !st.CoolDownUntil.IsZero() {
+		out["cool_down_until"] = st.CoolDownUntil.UTC()
+	}
+	return out
 }
 
 func (s *Server) handleReviewCase() gin.HandlerFunc {

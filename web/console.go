@@ -6,6 +6,14 @@
 // account, bind a virtual or hardware MFA device, then try login protection
 // and a protected operation. Its script calls the console JSON API (SPEC §5)
 // from the browser with the dev console key.
+//
+// Pages are the public pages served in every mode: the lost-phone appeal
+// form with its uploads, the applicant's status page, the account owner's
+// cancel page, and the reviewers' queue and case page. Their scripts call
+// the applicant and reviewer JSON APIs.
+//
+// Every page is sent with ContentSecurityPolicy: scripts and styles come
+// from /static/ only.
 package web
 
 import (
@@ -30,7 +38,7 @@ var templateFS embed.FS
 //go:embed static
 var staticFS embed.FS
 
-var templates = template.Must(template.ParseFS(templateFS, "templates/*.html"))
+var templates = template.Must(template.ParseFS(templateFS, "templates/console.html"))
 
 // ContentSecurityPolicy is sent with every page: no inline script or style,
 // nothing from other origins. Images may also be blob: URLs, which is how

@@ -188,6 +188,8 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 		Dev:              true,
 		Web: web.NewConsole(web.ConsoleConfig{Directory: db, Accounts: demoAccountIDs(), DevConsoleKey: sec.ConsoleKey,
 			DevLinks: true, DemoSerials: serials, Logger: log.With("component", "web")}),
+		Pages: web.NewPages(web.PagesConfig{DevReviewerToken: sec.ReviewerToken, MaxDocument: appealConfig(cfg, publicURL).MaxDocument,
+			Logger: log.With("component", "web")}),
 	})
 	printBanner(stdout, apiURL, dataDir, tsrv, s3.Endpoint(), cfg.S3Bucket, sec, first, seeded, serials)
 	err = serveListener(ctx, ln, srv)
@@ -212,6 +214,8 @@ mfaflow dev is running (%s)
   API            %s
   readiness      %s/readyz
   console demo   %s/console      (bind a device, verify login and operations)
+  appeal form    %s/appeal       (lost phone: file an unbind appeal; status at /appeal/status)
+  review queue   %s/review       (reviewers; the page carries the reviewer JWT below)
   outbox         %s/dev/outbox   (SMS codes and e-mails the dev notifier captured)
   OpenAPI        %s/openapi.yaml
   Temporal       %s  (namespace %q)
@@ -226,7 +230,7 @@ mfaflow dev is running (%s)
 
   demo accounts     demo-personal (real-name verified), demo-unverified (not verified),
                     demo-enterprise (enterprise, verified)
-`, state, apiURL, apiURL, apiURL, apiURL, apiURL, t.FrontendAddr(), t.Namespace(), ui, s3, bucket, dataDir,
+`, state, apiURL, apiURL, apiURL, apiURL, apiURL, apiURL, apiURL, t.FrontendAddr(), t.Namespace(), ui, s3, bucket, dataDir,
 		sec.ConsoleKey, sec.ReviewerToken, sec.Reviewer2, sec.AdminToken)
 	if len(seeded) > 0 {
 		fmt.Fprintf(w, "                    (seeded now: %v)\n", seeded)

@@ -9,6 +9,7 @@ import (
 	"github.com/mfaflow/mfaflow/api"
 	"github.com/mfaflow/mfaflow/auth"
 	"github.com/mfaflow/mfaflow/blob"
+	"github.com/mfaflow/mfaflow/web"
 )
 
 // runServe runs the HTTP API against the production servers.
@@ -50,6 +51,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		Console:          auth.NewConsoleKeys(cfg.ConsoleAPIKeys),
 		JWT:              jwtVerifier(cfg),
 		Logger:           log,
+		Pages:            web.NewPages(web.PagesConfig{MaxDocument: appealConfig(cfg, cfg.PublicURL).MaxDocument, Logger: log.With("component", "web")}),
 	})
 	return serveHTTP(ctx, cfg.HTTPAddr, srv, func(a net.Addr) {
 		fmt.Fprintf(stdout, "mfaflow serve: listening on %s\n", hostURL(a))

@@ -1,0 +1,189 @@
+// appeal_status.js drives the applicant's status page
+// (/appeal/status?id=<appeal id>): it reads the appeal's access token from
+// the tab's sessionStorage (or a pasted one), shows GET /v1/appeals/{id},
+// refreshes while the appeal is open, and cancels it on request.
+"use strict";
+
+(function () {
+  const m = window.mfaflow;
+  const $ = m.$;
+  const root = $("appeal-status");
+  const pollMillis = 3000;
+  const cancellable = ["collecting_documents", "pending_review", "in_review", "cooling_down"];
+
+  let id = root.dataset.appealId || "";
+  let token = "";
+  let timer = null;
+  let last = null; // the last status shown
+
+  function askToken(message, kind) {
+    stopPolling();
+    $("appeal-card").hidden = true;
+    $("token-form").hidden = false;
+    $("appeal-id").value = id;
+    m.status(message, kind);
+    (id ? $("access-token") : $("appeal-id")).focus();
+  }
+
+  function stopPolling() {
+    if (timer) {
+      clearTimeout(timer);
+      timer = null;
+    }
+  }
+
+  function renderDocuments(docs) {
+    const list = $("documents");
+    list.replaceChildren();
+    for (const d of docs || []) {
+      const li = m.el("li", {}, m.el("strong", {}, m.docLabel(d.type)), ": ");
+      if (d.uploaded) {
+        li.append("uploaded " + m.formatTime(d.uploaded_at) + ", " + m.formatSize(d.size) + ", SHA-256 ", m.el("code", { className: "hash" }, d.sha256 || ""));
+      } else {
+        li.append(m.el("span", { className: "muted" }, "not uploaded yet"));
+      }
+      list.append(li);
+    }
+    if (!list.children.length) {
+      list.append(m.el("li", { className: "muted" }, "No documents."));
+    }
+  }
+
+  function renderTimeline(events) {
+    const list = $("timeline");
+    list.replaceChildren();
+    for (const e of events || []) {
+      const li = m.el("li", {}, m.el("time", { dateTime: e.at }, m.formatTime(e.at)), " ", m.el("strong", {}, m.statusLabel(e.status)));
+      if (e.note) {
+        li.append(": " + e.note);
+      }
+      list.append(li);
+    }
+    if (!list.children.length) {
+      list.append(m.el("li", { className: "muted" }, "Nothing yet."));
+    }
+  }
+
+  function render(r) {
+    $("token-form").hidden = true;
+    $("appeal-card").hidden = false;
+    $("appeal-id-text").textContent = r.appeal_id || id;
+    const words = m.statusWords[r.status] || [r.status, ""];
+    const badge = $("status-words");
+    badge.textContent = words[0];
+    badge.className = "badge " + r.status;
+    $("status-explain").textContent = words[1];
+
+    const deadline = $("deadline");
+    if (r.status === "collecting_documents" && m.isSet(r.document_deadline)) {
+      deadline.textContent = "Documents are due by " + m.formatTime(r.document_deadline) + "; after that the appeal expires.";
+      deadline.hidden = false;
+    } else if (r.status === "cooling_down" && m.isSet(r.cool_down_until)) {
+      deadline.textContent = "The safety period ends and the MFA device is unbound at " + m.formatTime(r.cool_down_until) + ".";
+      deadline.hidden = false;
+    } else {
+      deadline.hidden = true;
+    }
+    $("continue").hidden = r.status !== "collecting_documents";
+    $("continue-link").href = "/appeal?id=" + encodeURIComponent(id);
+
+    renderDocuments(r.documents);
+    renderTimeline(r.timeline);
+
+    const canCancel = cancellable.includes(r.status);
+    $("cancel").hidden = !canCancel;
+    if (!canCancel) {
+      $("cancel-confirm").hidden = true;
+    }
+    last = r.status;
+  }
+
+  async function refresh() {
+    stopPolling();
+    let r;
+    try {
+      r = await m.call("GET", "/v1/appeals/" + encodeURIComponent(id), { token: token });
+    } catch (e) {
+      if (e instanceof m.APIError && (e.httpStatus === 401 || e.httpStatus === 403)) {
+        m.store(m.appealTokenKey(id), null);
+        askToken("The access token is not valid for appeal " + id + ". Paste the right one.", "error");
+        return;
+      }
+      if (e instanceof m.APIError && e.httpStatus === 404) {
+        m.status("There is no appeal " + id + ".", "error");
+        return;
+      }
+      m.status("The status could not be loaded: " + e.message + ". Retrying…", "error");
+      timer = setTimeout(refresh, pollMillis * 2);
+      return;
+    }
+    const changed = last !== null && last !== r.status;
+    render(r);
+    const open = !m.finalStatuses.includes(r.status);
+    m.status((changed ? "The appeal is now: " : "Status: ") + m.statusLabel(r.status) + (open ? " (updates by itself)" : "") + ".", changed || !open ? "ok" : "");
+    if (open) {
+      timer = setTimeout(refresh, pollMillis);
+    }
+  }
+
+  function start() {
+    token = m.load(m.appealTokenKey(id)) || "";
+    if (!token) {
+      askToken("Paste the appeal's access token to see it.");
+      return;
+    }
+    refresh();
+  }
+
+  async function cancel() {
+    const r = await m.call("POST", "/v1/appeals/" + encodeURIComponent(id) + "/cancel", { token: token });
+    $("cancel-confirm").hidden = true;
+    m.status("The appeal is " + m.statusLabel(r.status).toLowerCase() + ".", "ok");
+    await refresh();
+  }
+
+  function init() {
+    if (!id) {
+      id = m.load("mfaflow.appeal.last") || "";
+      if (id) {
+        history.replaceState(null, "", "/appeal/status?id=" + encodeURIComponent(id));
+      }
+    }
+    $("token-form").addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      const newID = $("appeal-id").value.trim();
+      const newToken = $("access-token").value.trim();
+      if (!/^apl_[A-Za-z0-9_-]{1,64}$/.test(newID)) {
+        m.status("That is not an appeal ID: it starts with apl_.", "error");
+        $("appeal-id").focus();
+        return;
+      }
+      id = newID;
+      m.store(m.appealTokenKey(id), newToken);
+      $("access-token").value = "";
+      history.replaceState(null, "", "/appeal/status?id=" + encodeURIComponent(id));
+      start();
+    });
+    $("refresh").addEventListener("click", m.busy($("refresh"), refresh, (e) => m.status(e.message, "error")));
+    $("cancel").addEventListener("click", function () {
+      $("cancel-confirm").hidden = false;
+      $("cancel-no").focus();
+    });
+    $("cancel-no").addEventListener("click", function () {
+      $("cancel-confirm").hidden = true;
+      $("cancel").focus();
+    });
+    $("cancel-yes").addEventListener("click", m.busy($("cancel-yes"), cancel, function (e) {
+      const msg = e.code === "wrong_state" ? "The appeal can no longer be cancelled: it has moved on." : "The appeal was not cancelled: " + e.message + ".";
+      m.status(msg, "error");
+      refresh();
+    }));
+    if (!id) {
+      askToken("Enter the appeal ID and its access token.");
+      return;
+    }
+    start();
+  }
+
+  init();
+})();
