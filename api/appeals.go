@@ -278,23 +278,13 @@ func (s *Server) handleCreateAppeal() gin.HandlerFunc {
 			err = h.Get(c.Request.Context(), &st)
 		}
 		if err != nil {
-			// The workflow closes a refused appeal in the store itself; if it
-			// never started, close it here so the account may file again.
-			var app *temporal.ApplicationError
-			if errors.As(err, &app) {
-				switch app.Type() {
-				case workflows.ErrTypeRealNameNotVerified, workflows.ErrTypeIdentityMismatch, workflows.ErrTypeNoMFABound:
-					// Refused: free the account at once (the workflow records
-					// the same when it closes; closing is idempotent).
-					_ = s.deps.Store.SetAppealStatus(context.WithoutCancel(c.Request.Context()), appealID, workflows.AppealIneligible, true, s.deps.Now())
-				}
-			} else {
-				_, derr := s.deps.Temporal.DescribeWorkflowExecution(context.WithoutCancel(c.Request.Context()), appealID, "")
-				var nf *serviceerror.NotFound
-				if errors.As(derr, &nf) {
-					_ = s.deps.Store.SetAppealStatus(context.WithoutCancel(c.Request.Context()), appealID, workflows.AppealIneligible, true, s.deps.Now())
-				}
-			}
+			// The access token is handed out only with a 201, so an appeal
+			// that failed here can never be used, whatever the workflow's
+			// fate: close its row at once so the account may file again.
+			// This covers a refusal (the workflow records the same when it
+			// closes; closing is idempotent) and a Temporal that did not
+			// answer, where whether the workflow started cannot be known.
+			_ = s.deps.Store.SetAppealStatus(context.WithoutCancel(c.Request.Context()), appealID, workflows.AppealIneligible, true, s.deps.Now())
 			fail(c, s.log, appealError(err))
 			return
 		}

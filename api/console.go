@@ -132,16 +132,14 @@ func newBindingID() string {
 
 func (s *Server) handleCreateBinding() gin.HandlerFunc {
 	return func(c *gin.Context) {
-		accountID, err := accountID(c)
-		if err != nil {
-			fail(c, s.log, err)
+		accountID, ok := s.accountParam(c)
+		if !ok {
 			return
 		}
 		var req struct {
 			DeviceType string `json:"device_type"`
 		}
-		if err := decodeJSON(c, &req); err != nil {
-			fail(c, s.log, err)
+		if !s.decode(c, &req) {
 			return
 		}
 		if req.DeviceType != workflows.DeviceVirtual && req.DeviceType != workflows.DeviceHardware {
@@ -249,8 +247,7 @@ func (s *Server) handleBindingSMSCode() gin.HandlerFunc {
 		var req struct {
 			Code string `json:"code"`
 		}
-		if err := decodeJSON(c, &req); err != nil {
-			fail(c, s.log, err)
+		if !s.decode(c, &req) {
 			return
 		}
 		if !smsCodePattern.MatchString(req.Code) {
@@ -330,8 +327,7 @@ func (s *Server) handleBindingConfirm() gin.HandlerFunc {
 			Code       string         `json:"code"`
 			Protection protectionBody `json:"protection"`
 		}
-		if err := decodeJSON(c, &req); err != nil {
-			fail(c, s.log, err)
+		if !s.decode(c, &req) {
 			return
 		}
 		in := workflows.BindConfirmInput{BindingID: bid, Code1: req.Code1, Code2: req.Code2, Serial: req.Serial, Code: req.Code,
@@ -376,9 +372,8 @@ func (s *Server) handleBindingConfirm() gin.HandlerFunc {
 
 func (s *Server) handleGetMFA() gin.HandlerFunc {
 	return func(c *gin.Context) {
-		accountID, err := accountID(c)
-		if err != nil {
-			fail(c, s.log, err)
+		accountID, ok := s.accountParam(c)
+		if !ok {
 			return
 		}
 		devs, p, err := s.deps.ConsoleService.Devices(c.Request.Context(), accountID)
@@ -396,9 +391,8 @@ func (s *Server) handleGetMFA() gin.HandlerFunc {
 
 func (s *Server) handlePutProtection() gin.HandlerFunc {
 	return func(c *gin.Context) {
-		accountID, err := accountID(c)
-		if err != nil {
-			fail(c, s.log, err)
+		accountID, ok := s.accountParam(c)
+		if !ok {
 			return
 		}
 		var req struct {
@@ -406,8 +400,7 @@ func (s *Server) handlePutProtection() gin.HandlerFunc {
 			Operation *bool  `json:"operation"`
 			Code      string `json:"code"`
 		}
-		if err := decodeJSON(c, &req); err != nil {
-			fail(c, s.log, err)
+		if !s.decode(c, &req) {
 			return
 		}
 		if req.Login == nil {
@@ -448,9 +441,8 @@ func (o operationBody) check() error {
 
 func (s *Server) handleVerify() gin.HandlerFunc {
 	return func(c *gin.Context) {
-		accountID, err := accountID(c)
-		if err != nil {
-			fail(c, s.log, err)
+		accountID, ok := s.accountParam(c)
+		if !ok {
 			return
 		}
 		var req struct {
@@ -458,8 +450,7 @@ func (s *Server) handleVerify() gin.HandlerFunc {
 			Purpose   string         `json:"purpose"`
 			Operation *operationBody `json:"operation"`
 		}
-		if err := decodeJSON(c, &req); err != nil {
-			fail(c, s.log, err)
+		if !s.decode(c, &req) {
 			return
 		}
 		var op console.Operation
@@ -499,17 +490,15 @@ func (s *Server) handleVerify() gin.HandlerFunc {
 
 func (s *Server) handleConsumeGrant() gin.HandlerFunc {
 	return func(c *gin.Context) {
-		accountID, err := accountID(c)
-		if err != nil {
-			fail(c, s.log, err)
+		accountID, ok := s.accountParam(c)
+		if !ok {
 			return
 		}
 		var req struct {
 			Grant     string         `json:"grant"`
 			Operation *operationBody `json:"operation"`
 		}
-		if err := decodeJSON(c, &req); err != nil {
-			fail(c, s.log, err)
+		if !s.decode(c, &req) {
 			return
 		}
 		if req.Grant == "" || len(req.Grant) > 128 {
@@ -535,17 +524,15 @@ func (s *Server) handleConsumeGrant() gin.HandlerFunc {
 
 func (s *Server) handleResync() gin.HandlerFunc {
 	return func(c *gin.Context) {
-		accountID, err := accountID(c)
-		if err != nil {
-			fail(c, s.log, err)
+		accountID, ok := s.accountParam(c)
+		if !ok {
 			return
 		}
 		var req struct {
 			Code1 string `json:"code1"`
 			Code2 string `json:"code2"`
 		}
-		if err := decodeJSON(c, &req); err != nil {
-			fail(c, s.log, err)
+		if !s.decode(c, &req) {
 			return
 		}
 		if err := checkCode("code1", req.Code1); err != nil {
@@ -567,9 +554,8 @@ func (s *Server) handleResync() gin.HandlerFunc {
 
 func (s *Server) handleDeleteDevice() gin.HandlerFunc {
 	return func(c *gin.Context) {
-		accountID, err := accountID(c)
-		if err != nil {
-			fail(c, s.log, err)
+		accountID, ok := s.accountParam(c)
+		if !ok {
 			return
 		}
 		deviceID := c.Param("device_id")
@@ -580,8 +566,7 @@ func (s *Server) handleDeleteDevice() gin.HandlerFunc {
 		var req struct {
 			Code string `json:"code"`
 		}
-		if err := decodeJSON(c, &req); err != nil {
-			fail(c, s.log, err)
+		if !s.decode(c, &req) {
 			return
 		}
 		if err := checkCode("code", req.Code); err != nil {
@@ -598,16 +583,14 @@ func (s *Server) handleDeleteDevice() gin.HandlerFunc {
 
 func (s *Server) handleLoginProtectionVerify() gin.HandlerFunc {
 	return func(c *gin.Context) {
-		accountID, err := accountID(c)
-		if err != nil {
-			fail(c, s.log, err)
+		accountID, ok := s.accountParam(c)
+		if !ok {
 			return
 		}
 		var req struct {
 			Code string `json:"code"`
 		}
-		if err := decodeJSON(c, &req); err != nil {
-			fail(c, s.log, err)
+		if !s.decode(c, &req) {
 			return
 		}
 		if err := checkCode("code", req.Code); err != nil {

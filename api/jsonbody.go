@@ -79,3 +79,24 @@ func jsonKind(k string) string {
 	}
 	return "of another type"
 }
+
+// decode reads the JSON body into v; on failure it writes the error and
+// reports false.
+func (s *Server) decode(c *gin.Context, v any) bool {
+	if err := decodeJSON(c, v); err != nil {
+		fail(c, s.log, err)
+		return false
+	}
+	return true
+}
+
+// accountParam reads the :account_id path parameter; on failure it writes
+// the error and reports false.
+func (s *Server) accountParam(c *gin.Context) (string, bool) {
+	id, err := accountID(c)
+	if err != nil {
+		fail(c, s.log, err)
+		return "", false
+	}
+	return id, true
+}

@@ -25,12 +25,17 @@ func bearer(c *gin.Context) string {
 func (s *Server) requireConsole() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		tok := bearer(c)
-		if tok == "" {
-			fail(c, s.log, auth.ErrNoCredentials)
-			return
+		var err error
+		switch {
+		case tok == "":
+			err = auth.ErrNoCredentials
+		case s.deps.Console == nil || !s.deps.Console.Check(tok):
+			err = auth.ErrInvalid
 		}
-		if s.deps.Console == nil || !s.deps.Console.Check(tok) {
-			fail(c, s.log, auth.ErrInvalid)
+		if err != nil {
+			s.audit(c, store.AuditEntry{Actor: "anonymous", Action: "auth.console", Outcome: "denied", AccountID: c.Param("account_id"),
+				Details: map[string]string{"route": c.FullPath(), "method": c.Request.Method, "reason": err.Error()}})
+			fail(c, s.log, err)
 			return
 		}
 		c.Next()

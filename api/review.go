@@ -269,8 +269,7 @@ func (s *Server) handleDecide() gin.HandlerFunc {
 			Decision string `json:"decision"`
 			Reason   string `json:"reason"`
 		}
-		if err := decodeJSON(c, &req); err != nil {
-			fail(c, s.log, err)
+		if !s.decode(c, &req) {
 			return
 		}
 		switch req.Decision {

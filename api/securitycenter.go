@@ -16,9 +16,8 @@ import (
 // to enrol. A second call is refused with 409.
 func (s *Server) handleProvisionSecurityCenter() gin.HandlerFunc {
 	return func(c *gin.Context) {
-		accountID, err := accountID(c)
-		if err != nil {
-			fail(c, s.log, err)
+		accountID, ok := s.accountParam(c)
+		if !ok {
 			return
 		}
 		if _, err := s.deps.Store.GetAccount(c.Request.Context(), accountID); err != nil {
@@ -41,9 +40,8 @@ func (s *Server) handleProvisionSecurityCenter() gin.HandlerFunc {
 // security-center app, as if reading the app. Dev only.
 func (s *Server) handleDevSecurityCenterCode() gin.HandlerFunc {
 	return func(c *gin.Context) {
-		accountID, err := accountID(c)
-		if err != nil {
-			fail(c, s.log, err)
+		accountID, ok := s.accountParam(c)
+		if !ok {
 			return
 		}
 		devs, err := s.deps.Store.ListDevices(c.Request.Context(), accountID)
