@@ -33,7 +33,11 @@ func (s *Server) requireConsole() gin.HandlerFunc {
 			err = auth.ErrInvalid
 		}
 		if err != nil {
-			s.audit(c, store.AuditEntry{Actor: "anonymous", Action: "auth.console", Outcome: "denied", AccountID: c.Param("account_id"),
+			acct := c.Param("account_id")
+			if !accountIDPattern.MatchString(acct) {
+				acct = ""
+			}
+			s.audit(c, store.AuditEntry{Actor: "anonymous", Action: "auth.console", Outcome: "denied", AccountID: acct,
 				Details: map[string]string{"route": c.FullPath(), "method": c.Request.Method, "reason": err.Error()}})
 			fail(c, s.log, err)
 			return
