@@ -80,7 +80,11 @@ func bindingError(err error) error {
 		// WorkflowNotReady: the workflow's task is being retried (its worker
 		// died); queries and updates work again once a worker picks it up.
 		var notReady *serviceerror.WorkflowNotReady
-		if errors.As(err, &unavailable) || errors.As(err, &dl) || errors.As(err, &notReady) || errors.Is(err, context.DeadlineExceeded) {
+		// Canceled: the server dropped the call (a query whose worker died
+		// answers "context canceled"); a client that left sees nothing.
+		var canceled *serviceerror.Canceled
+		if errors.As(err, &unavailable) || errors.As(err, &dl) || errors.As(err, &notReady) || errors.As(err, &canceled) ||
+			errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 			return errorf(http.StatusServiceUnavailable, "unavailable", "the workflow service is unavailable; try again shortly")
 		}
 		return err
@@ -157,13 +161,15 @@ func (s *Server) handleCreateBinding() gin.HandlerFunc {
 			WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 			WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 		}, "BindDevice", in)
-		h, err := s.deps.Temporal.UpdateWithStartWorkflow(c.Request.Context(), client.UpdateWithStartWorkflowOptions{
+		tctx, cancel := context.WithTimeout(c.Request.Context(), temporalTimeout)
+		defer cancel()
+		h, err := s.deps.Temporal.UpdateWithStartWorkflow(tctx, client.UpdateWithStartWorkflowOptions{
 			StartWorkflowOperation: start,
 			UpdateOptions:          client.UpdateWorkflowOptions{UpdateName: workflows.UpdateBegin, WaitForStage: client.WorkflowUpdateStageCompleted},
 		})
 		var st workflows.BindingState
 		if err == nil {
-			err = h.Get(c.Request.Context(), &st)
+			err = h.Get(tctx, &st)
 		}
 		if err != nil {
 			fail(c, s.log, bindingError(err))
@@ -175,13 +181,15 @@ func (s *Server) handleCreateBinding() gin.HandlerFunc {
 
 // bindingUpdate sends an update to the account's running binding.
 func (s *Server) bindingUpdate(c *gin.Context, accountID, name string, arg any) (workflows.BindingState, error) {
-	h, err := s.deps.Temporal.UpdateWorkflow(c.Request.Context(), client.UpdateWorkflowOptions{
+	ctx, cancel := context.WithTimeout(c.Request.Context(), temporalTimeout)
+	defer cancel()
+	h, err := s.deps.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
 		WorkflowID: workflows.BindWorkflowID(accountID), UpdateName: name, Args: []any{arg},
 		WaitForStage: client.WorkflowUpdateStageCompleted,
 	})
 	var st workflows.BindingState
 	if err == nil {
-		err = h.Get(c.Request.Context(), &st)
+		err = h.Get(ctx, &st)
 	}
 	return st, bindingErrorOrNil(err)
 }
@@ -281,7 +289,9 @@ func (s *Server) handleBindingQR() gin.HandlerFunc {
 			fail(c, s.log, err)
 			return
 		}
-		v, err := s.deps.Temporal.QueryWorkflow(c.Request.Context(), workflows.BindWorkflowID(accountID), "", workflows.QueryBindingStatus)
+		qctx, cancel := context.WithTimeout(c.Request.Context(), temporalTimeout)
+		defer cancel()
+		v, err := s.deps.Temporal.QueryWorkflow(qctx, workflows.BindWorkflowID(accountID), "", workflows.QueryBindingStatus)
 		var st workflows.BindingState
 		if err == nil {
 			err = v.Get(&st)

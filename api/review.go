@@ -57,7 +57,9 @@ func (s *Server) listAppeals(c *gin.Context) ([]gin.H, error) {
 		}
 		q = append(q, fmt.Sprintf("%s = %t", workflows.SearchSLABreached, b))
 	}
-	resp, err := s.deps.Temporal.ListWorkflow(c.Request.Context(), &workflowservice.ListWorkflowExecutionsRequest{
+	ctx, cancel := context.WithTimeout(c.Request.Context(), temporalTimeout)
+	defer cancel()
+	resp, err := s.deps.Temporal.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
 		Query: strings.Join(q, " AND "), PageSize: 200,
 	})
 	if err != nil {
