@@ -1,0 +1,73 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+const sample = `goos: linux
+BenchmarkVerify-2   	  100	     1000 ns/op	       0 B/op	       0 allocs/op
+BenchmarkVerify-2   	  100	     1200 ns/op	       0 B/op	       0 allocs/op
+BenchmarkVerify-2   	  100	     1100 ns/op	       0 B/op	       0 allocs/op
+BenchmarkPquernaValidateCustom-2	  100	     1000 ns/op
+BenchmarkHTTPVerify/NoopGin
+BenchmarkHTTPVerify/NoopGin-2          	       1	     26728 ns/op	         0 errors	    331352 p50-ns	   3324318 p99-ns	     37414 req/s
+--- BENCH: BenchmarkHTTPVerify/NoopGin-2
+    main_test.go:102: 74828 requests in 2s
+BenchmarkHTTPVerify/Postgres-2   	       1	    605510 ns/op	   8938854 p50-ns	  29649150 p99-ns	      1652 req/s
+BenchmarkUpload10MB/API-2               	       1	 103400221 ns/op	 101.41 MB/s
+BenchmarkUpload10MB/PutObject-2         	       1	  87735997 ns/op	 119.51 MB/s
+BenchmarkAppeals1000-2   	       1	66631611510 ns/op	         3.002 appeals/s	       1000 completed	         0 failures
+`
+
+func TestParse(t *testing.T) {
+	res, _, err := parse(strings.NewReader(sample))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name, unit string
+		want       float64
+	}{
+		{"Verify", "ns/op", 1100},
+		{"HTTPVerify/NoopGin", "req/s", 37414},
+		{"HTTPVerify/NoopGin", "p99-ns", 3324318},
+		{"Upload10MB/API", "MB/s", 101.41},
+		{"Appeals1000", "completed", 1000},
+	} {
+		if got, ok := res.get(c.name, c.unit); !ok || got != c.want {
+			t.Errorf("%s %s = %v, %v; want %v", c.name, c.unit, got, ok, c.want)
+		}
+	}
+}
+
+func TestEvaluate(t *testing.T) {
+	res, _, _ := parse(strings.NewReader(sample))
+	for _, c := range []struct {
+		p            pair
+		ratio, want  string
+		subjectHasIt string
+	}{
+		{pair{subject: "Verify", baseline: "PquernaValidateCustom", dir: atMost, target: 1.2}, "1.10×", "met", "1.10 µs/op"},
+		{pair{subject: "Verify", baseline: "PquernaValidateCustom", dir: atMost, target: 1.05}, "1.10×", "MISSED", ""},
+		{pair{subject: "HTTPVerify/Postgres", baseline: "HTTPVerify/NoopGin", unit: "req/s", dir: atLeast, target: 0.3, show: []string{"p99-ns"}}, "0.04×", "MISSED", "p99 29.65 ms"},
+		{pair{subject: "Upload10MB/API", baseline: "Upload10MB/PutObject", unit: "MB/s", dir: atLeast, target: 0.8}, "0.85×", "met", "101.4 MB/s"},
+		{pair{subject: "Appeals1000", unit: "completed", dir: atLeast, target: 1000}, "—", "met", "1000 completed"},
+		{pair{subject: "HOTP", baseline: "PquernaHOTP"}, "not measured", "missing", ""},
+		{pair{subject: "Verify", baseline: "PquernaValidateCustom"}, "1.10×", "report", ""},
+	} {
+		ev := evaluate(c.p, res)
+		if ev.ratio != c.ratio || ev.verdict != c.want || !strings.Contains(ev.subject, c.subjectHasIt) {
+			t.Errorf("%s vs %s: %+v; want ratio %s, verdict %s, subject with %q", c.p.subject, c.p.baseline, ev, c.ratio, c.want, c.subjectHasIt)
+		}
+	}
+}
+
+func TestTargetText(t *testing.T) {
+	if got := (pair{baseline: "x", dir: atLeast, target: 0.3, spec: "SPEC §9"}).targetText(); got != "≥ 0.3× (SPEC §9)" {
+		t.Errorf("got %q", got)
+	}
+	if got := (pair{dir: atLeast, target: 1000, spec: "all"}).targetText(); got != "≥ 1000 (all)" {
+		t.Errorf("got %q", got)
+	}
+}
