@@ -28,6 +28,8 @@ test: deps lint test-go fuzz-short
 
 test-go:
 	MFAFLOW_MINIO_BIN=$(BIN)/minio $(GO) test -race -timeout $(TEST_TIMEOUT) ./...
+	# Allocation counts are only meaningful without the race detector.
+	$(GO) test -count=1 -run 'TestVerifyAllocs' ./mfa/
 
 fuzz-short:
 	@FUZZTIME=$(FUZZTIME) scripts/fuzz.sh

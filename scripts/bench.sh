@@ -46,7 +46,7 @@ summarize() {
   } > "$top"
 }
 
-run $GO test -run '^$' -bench '^Benchmark(Verify|PquernaValidateCustom|VerifyWrongCode|PquernaValidateCustomWrongCode|HOTP|PquernaHOTP)$' -benchmem -count "$COUNT" ./mfa/
+run $GO test -run '^$' -bench '^Benchmark(Verify|PquernaValidateCustom|VerifyWrongCode|PquernaValidateCustomWrongCode|HOTP|PquernaHOTP|VerifyCostRatio)$' -benchmem -count "$COUNT" ./mfa/
 run $GO test -run '^$' -bench '^BenchmarkVerifyWithReplayWrite$' -count "$COUNT" ./internal/verifyint/
 # -v prints each result line whole after its run, so server logs written
 # during a run cannot split it.
