@@ -27,7 +27,7 @@ $(BIN)/minio:
 test: deps lint test-go fuzz-short
 
 test-go:
-	MFAFLOW_MINIO_BIN=$(BIN)/minio $(GO) test -race -timeout $(TEST_TIMEOUT) ./...
+	MFAFLOW_MINIO_BIN=$(BIN)/minio $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
 	# Allocation counts are only meaningful without the race detector.
 	$(GO) test -count=1 -run 'TestVerifyAllocs' ./mfa/
 
