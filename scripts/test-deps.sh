@@ -33,4 +33,11 @@ if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/
     exit 1
   fi
 fi
+# CJK fonts so screenshots of pages with Chinese names are legible.
+if command -v fc-list >/dev/null 2>&1 && ! fc-list :lang=zh 2>/dev/null | grep -q . ; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing CJK fonts (Debian package fonts-noto-cjk) for legible screenshots"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-noto-cjk >/dev/null || echo "fonts-noto-cjk not installed; screenshots show boxes for Chinese text" >&2
+  fi
+fi
 echo "test deps: PostgreSQL $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | head -1 || command -v initdb)"
