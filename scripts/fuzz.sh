@@ -11,6 +11,8 @@ while IFS=: read -r file _ line; do
   if ! $GO test -run '^$' -fuzz "^${name}\$" -fuzztime "$FUZZTIME" "./$dir" >/tmp/mfaflow-fuzz.log 2>&1; then
     cat /tmp/mfaflow-fuzz.log
     status=1
+  else
+    grep -E '^ok[[:space:]]' /tmp/mfaflow-fuzz.log || true
   fi
 done < <(git grep -n -E '^func Fuzz[A-Za-z0-9_]*\(f \*testing\.F\)' -- '*_test.go')
 exit $status
