@@ -26,11 +26,6 @@ import (
 	"github.com/mfaflow/mfaflow/workflows"
 )
 
-// temporalTimeout bounds every call to Temporal from a request: when
-// Temporal is down the client answers 503 instead of waiting for the SDK's
-// own retries to give up.
-const temporalTimeout = 30 * time.Second
-
 // DocumentStore keeps appeal documents (the blob store in production).
 type DocumentStore interface {
 	Put(ctx context.Context, key string, r io.Reader, size, max int64, contentType string) (blob.Object, error)
@@ -185,15 +180,7 @@ func appealError(err error) error {
 
 // appealUpdate sends an update to an appeal and returns its state.
 func (s *Server) appealUpdate(ctx context.Context, appealID, name string, arg any) (workflows.AppealState, error) {
-	ctx, cancel := context.WithTimeout(ctx, temporalTimeout)
-	defer cancel()
-	h, err := s.deps.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-		WorkflowID: appealID, UpdateName: name, Args: []any{arg}, WaitForStage: client.WorkflowUpdateStageCompleted,
-	})
-	var st workflows.AppealState
-	if err == nil {
-		err = h.Get(ctx, &st)
-	}
+	st, err := runUpdate[workflows.AppealState](ctx, s.deps.Temporal, appealID, name, arg)
 	if err != nil {
 		return st, appealError(err)
 	}
@@ -202,13 +189,7 @@ func (s *Server) appealUpdate(ctx context.Context, appealID, name string, arg an
 
 // appealState queries an appeal's state.
 func (s *Server) appealState(ctx context.Context, appealID string) (workflows.AppealState, error) {
-	ctx, cancel := context.WithTimeout(ctx, temporalTimeout)
-	defer cancel()
-	v, err := s.deps.Temporal.QueryWorkflow(ctx, appealID, "", workflows.QueryAppeal)
-	var st workflows.AppealState
-	if err == nil {
-		err = v.Get(&st)
-	}
+	st, err := runQuery[workflows.AppealState](ctx, s.deps.Temporal, appealID, workflows.QueryAppeal)
 	if err != nil {
 		return st, appealError(err)
 	}
@@ -273,21 +254,8 @@ func (s *Server) handleCreateAppeal() gin.HandlerFunc {
 		}
 		in := workflows.AppealInput{AppealID: appealID, AccountID: req.AccountID, ApplicantType: req.ApplicantType, Applicant: app,
 			Policy: cfg.policy(req.ApplicantType), RemoteIP: c.ClientIP()}
-		start := s.deps.Temporal.NewWithStartWorkflowOperation(client.StartWorkflowOptions{
-			ID: appealID, TaskQueue: workflows.TaskQueue,
-			WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
-			WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
-		}, "UnbindAppeal", in)
-		tctx, cancel := context.WithTimeout(c.Request.Context(), temporalTimeout)
-		defer cancel()
-		h, err := s.deps.Temporal.UpdateWithStartWorkflow(tctx, client.UpdateWithStartWorkflowOptions{
-			StartWorkflowOperation: start,
-			UpdateOptions:          client.UpdateWorkflowOptions{UpdateName: workflows.UpdateAppealCreate, WaitForStage: client.WorkflowUpdateStageCompleted},
-		})
-		var st workflows.AppealState
-		if err == nil {
-			err = h.Get(tctx, &st)
-		}
+		st, err := startWithUpdate[workflows.AppealState](c.Request.Context(), s.deps.Temporal, appealID,
+			enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE, "UnbindAppeal", in, workflows.UpdateAppealCreate)
 		if err != nil {
 			// The access token is handed out only with a 201, so an appeal
 			// that failed here can never be used, whatever the workflow's

@@ -12,7 +12,6 @@ import (
 	"github.com/gin-gonic/gin"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
-	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/mfaflow/mfaflow/console"
@@ -35,6 +34,18 @@ func checkCode(field, code string) error {
 		return invalidField(field, "must be the 6-digit (or 8-digit) code")
 	}
 	return nil
+}
+
+// validCodes checks codes given as field, value pairs; on the first bad one
+// it writes the error and reports false.
+func (s *Server) validCodes(c *gin.Context, fieldValues ...string) bool {
+	for i := 0; i+1 < len(fieldValues); i += 2 {
+		if err := checkCode(fieldValues[i], fieldValues[i+1]); err != nil {
+			fail(c, s.log, err)
+			return false
+		}
+	}
+	return true
 }
 
 func caller(c *gin.Context) console.Caller {
@@ -155,22 +166,8 @@ func (s *Server) handleCreateBinding() gin.HandlerFunc {
 			return
 		}
 		in := workflows.BindDeviceInput{AccountID: accountID, DeviceType: req.DeviceType, BindingID: newBindingID(), RequestedBy: "console", RemoteIP: c.ClientIP()}
-		start := s.deps.Temporal.NewWithStartWorkflowOperation(client.StartWorkflowOptions{
-			ID:                       workflows.BindWorkflowID(accountID),
-			TaskQueue:                workflows.TaskQueue,
-			WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
-			WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-		}, "BindDevice", in)
-		tctx, cancel := context.WithTimeout(c.Request.Context(), temporalTimeout)
-		defer cancel()
-		h, err := s.deps.Temporal.UpdateWithStartWorkflow(tctx, client.UpdateWithStartWorkflowOptions{
-			StartWorkflowOperation: start,
-			UpdateOptions:          client.UpdateWorkflowOptions{UpdateName: workflows.UpdateBegin, WaitForStage: client.WorkflowUpdateStageCompleted},
-		})
-		var st workflows.BindingState
-		if err == nil {
-			err = h.Get(tctx, &st)
-		}
+		st, err := startWithUpdate[workflows.BindingState](c.Request.Context(), s.deps.Temporal, workflows.BindWorkflowID(accountID),
+			enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE, "BindDevice", in, workflows.UpdateBegin)
 		if err != nil {
 			fail(c, s.log, bindingError(err))
 			return
@@ -181,16 +178,7 @@ func (s *Server) handleCreateBinding() gin.HandlerFunc {
 
 // bindingUpdate sends an update to the account's running binding.
 func (s *Server) bindingUpdate(c *gin.Context, accountID, name string, arg any) (workflows.BindingState, error) {
-	ctx, cancel := context.WithTimeout(c.Request.Context(), temporalTimeout)
-	defer cancel()
-	h, err := s.deps.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-		WorkflowID: workflows.BindWorkflowID(accountID), UpdateName: name, Args: []any{arg},
-		WaitForStage: client.WorkflowUpdateStageCompleted,
-	})
-	var st workflows.BindingState
-	if err == nil {
-		err = h.Get(ctx, &st)
-	}
+	st, err := runUpdate[workflows.BindingState](c.Request.Context(), s.deps.Temporal, workflows.BindWorkflowID(accountID), name, arg)
 	return st, bindingErrorOrNil(err)
 }
 
@@ -289,13 +277,7 @@ func (s *Server) handleBindingQR() gin.HandlerFunc {
 			fail(c, s.log, err)
 			return
 		}
-		qctx, cancel := context.WithTimeout(c.Request.Context(), temporalTimeout)
-		defer cancel()
-		v, err := s.deps.Temporal.QueryWorkflow(qctx, workflows.BindWorkflowID(accountID), "", workflows.QueryBindingStatus)
-		var st workflows.BindingState
-		if err == nil {
-			err = v.Get(&st)
-		}
+		st, err := runQuery[workflows.BindingState](c.Request.Context(), s.deps.Temporal, workflows.BindWorkflowID(accountID), workflows.QueryBindingStatus)
 		if err != nil {
 			fail(c, s.log, bindingError(err))
 			return
@@ -347,17 +329,11 @@ func (s *Server) handleBindingConfirm() gin.HandlerFunc {
 				fail(c, s.log, invalidField("serial", "the serial number from the back of the card (4-32 letters, digits or '-')"))
 				return
 			}
-			if err := checkCode("code", req.Code); err != nil {
-				fail(c, s.log, err)
+			if !s.validCodes(c, "code", req.Code) {
 				return
 			}
 		} else {
-			if err := checkCode("code1", req.Code1); err != nil {
-				fail(c, s.log, err)
-				return
-			}
-			if err := checkCode("code2", req.Code2); err != nil {
-				fail(c, s.log, err)
+			if !s.validCodes(c, "code1", req.Code1, "code2", req.Code2) {
 				return
 			}
 		}
@@ -421,8 +397,7 @@ func (s *Server) handlePutProtection() gin.HandlerFunc {
 			fail(c, s.log, invalidField("operation", "required: true or false"))
 			return
 		}
-		if err := checkCode("code", req.Code); err != nil {
-			fail(c, s.log, err)
+		if !s.validCodes(c, "code", req.Code) {
 			return
 		}
 		p, err := s.deps.ConsoleService.SetProtection(c.Request.Context(), caller(c), accountID, req.Code, store.Protection{Login: *req.Login, Operation: *req.Operation})
@@ -480,8 +455,7 @@ func (s *Server) handleVerify() gin.HandlerFunc {
 			fail(c, s.log, invalidField("purpose", `must be "login" or "operation"`))
 			return
 		}
-		if err := checkCode("code", req.Code); err != nil {
-			fail(c, s.log, err)
+		if !s.validCodes(c, "code", req.Code) {
 			return
 		}
 		res, err := s.deps.ConsoleService.Verify(c.Request.Context(), caller(c), accountID, req.Code, req.Purpose, op)
@@ -545,12 +519,7 @@ func (s *Server) handleResync() gin.HandlerFunc {
 		if !s.decode(c, &req) {
 			return
 		}
-		if err := checkCode("code1", req.Code1); err != nil {
-			fail(c, s.log, err)
-			return
-		}
-		if err := checkCode("code2", req.Code2); err != nil {
-			fail(c, s.log, err)
+		if !s.validCodes(c, "code1", req.Code1, "code2", req.Code2) {
 			return
 		}
 		d, drift, err := s.deps.ConsoleService.Resync(c.Request.Context(), caller(c), accountID, req.Code1, req.Code2)
@@ -579,8 +548,7 @@ func (s *Server) handleDeleteDevice() gin.HandlerFunc {
 		if !s.decode(c, &req) {
 			return
 		}
-		if err := checkCode("code", req.Code); err != nil {
-			fail(c, s.log, err)
+		if !s.validCodes(c, "code", req.Code) {
 			return
 		}
 		if err := s.deps.ConsoleService.Unbind(c.Request.Context(), caller(c), accountID, deviceID, req.Code); err != nil {
@@ -603,8 +571,7 @@ func (s *Server) handleLoginProtectionVerify() gin.HandlerFunc {
 		if !s.decode(c, &req) {
 			return
 		}
-		if err := checkCode("code", req.Code); err != nil {
-			fail(c, s.log, err)
+		if !s.validCodes(c, "code", req.Code) {
 			return
 		}
 		a, err := s.deps.Store.GetAccount(c.Request.Context(), accountID)
