@@ -96,55 +96,90 @@ type Caller struct {
 // resource. It returns ErrProtectionOff when the purpose is not protected,
 // ErrNoDevice, and the mfa errors.
 func (s *Service) Verify(ctx context.Context, c Caller, accountID, code, purpose string, op Operation) (VerifyResult, error) {
-	if _, err := s.Store.GetAccount(ctx, accountID); err != nil {
-		return VerifyResult{}, err
-	}
-	p, err := s.Store.GetProtection(ctx, accountID)
-	if err != nil {
-		return VerifyResult{}, err
-	}
-	switch {
-	case purpose == PurposeLogin && !p.Login, purpose == PurposeOperation && !p.Operation:
-		return VerifyResult{}, ErrProtectionOff
-	case purpose != PurposeLogin && purpose != PurposeOperation:
+	var cp store.CheckPurpose
+	switch purpose {
+	case PurposeLogin:
+		cp = store.CheckLogin
+	case PurposeOperation:
+		cp = store.CheckOperation
+	default:
 		return VerifyResult{}, ErrInvalid
 	}
-	deviceID, err := s.checkDevices(ctx, c, accountID, code, "mfa.verify."+purpose)
+	action := "mfa.verify." + purpose
+	var res VerifyResult
+	deviceID, err := s.checkCode(ctx, c, store.CheckRequest{AccountID: accountID, Purpose: cp, Types: mfaTypes}, code, action,
+		func(deviceID string, f *store.CheckFinish) error {
+			details := map[string]string{"device_id": deviceID}
+			if purpose == PurposeOperation {
+				details["action"], details["resource"] = op.Action, op.Resource
+				token, id, err := grantToken()
+				if err != nil {
+					return err
+				}
+				res.Grant, res.ExpiresAt = token, dbTime(s.now().Add(s.grantTTL()))
+				f.Grant = &store.Grant{ID: id, AccountID: accountID, Action: op.Action, Resource: op.Resource, DeviceID: deviceID, ExpiresAt: res.ExpiresAt}
+			}
+			f.Audit = s.auditEntry(c, accountID, action, "ok", deviceID, details)
+			return nil
+		})
 	if err != nil {
 		return VerifyResult{}, err
 	}
-	res := VerifyResult{DeviceID: deviceID}
-	if purpose == PurposeOperation {
-		token, g, err := s.issueGrant(ctx, accountID, deviceID, op)
-		if err != nil {
-			return VerifyResult{}, err
-		}
-		res.Grant, res.ExpiresAt = token, g.ExpiresAt
-	}
-	details := map[string]string{"device_id": deviceID}
-	if purpose == PurposeOperation {
-		details["action"], details["resource"] = op.Action, op.Resource
-	}
-	s.audit(ctx, c, accountID, "mfa.verify."+purpose, "ok", deviceID, details)
+	res.DeviceID = deviceID
 	return res, nil
+}
+
+// mfaTypes are the device types of login and operation protection.
+var mfaTypes = []store.DeviceType{store.Virtual, store.Hardware}
+
+// dbTime rounds t as the stores keep times (microseconds).
+func dbTime(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
+
+func (s *Service) grantTTL() time.Duration {
+	if s.GrantTTL == 0 {
+		return 5 * time.Minute
+	}
+	return s.GrantTTL
 }
 
 // checkDevices verifies code against every active MFA device of the account,
 // auditing and notifying replays. It returns the device that matched.
 func (s *Service) checkDevices(ctx context.Context, c Caller, accountID, code, action string) (string, error) {
-	devs, err := s.activeDevices(ctx, accountID, store.Virtual, store.Hardware)
+	return s.checkCode(ctx, c, store.CheckRequest{AccountID: accountID, Types: mfaTypes}, code, action, nil)
+}
+
+// checkCode runs one code check in two store calls: BeginCheck reads the
+// account's protection and devices and spends one attempt of its failure
+// budget; the code is evaluated against every device (mfa.MatchAny); and
+// FinishCheck consumes the matched step, records the use, clears the
+// budget and, in the same transaction, writes what success fills in (the
+// audit entry, a grant). Refusals are audited here, replays also
+// notified. It returns the device that matched; ErrProtectionOff when
+// r.Purpose is not protected and ErrNoDevice, both without spending; and
+// the mfa and store errors.
+func (s *Service) checkCode(ctx context.Context, c Caller, r store.CheckRequest, code, action string,
+	success func(deviceID string, f *store.CheckFinish) error) (string, error) {
+	now := s.now()
+	r.Now, r.Policy = now, s.Policy.LockFor
+	start, err := s.Store.BeginCheck(ctx, r)
 	if err != nil {
 		return "", err
 	}
-	if len(devs) == 0 {
+	switch {
+	case !r.Protected(start.Protection):
+		return "", ErrProtectionOff
+	case len(start.Devices) == 0:
 		return "", ErrNoDevice
+	case !start.Spent:
+		return "", errors.New("console: the store did not spend the attempt")
 	}
-	return s.check(ctx, c, accountID, devs, code, action)
-}
-
-func (s *Service) check(ctx context.Context, c Caller, accountID string, devs []store.Device, code, action string) (string, error) {
-	cands := make([]mfa.Candidate, 0, len(devs))
-	for _, d := range devs {
+	accountID := r.AccountID
+	if err := s.verifier().Admit(ctx, accountID, start.Budget, start.Allowed, now); err != nil {
+		s.audit(ctx, c, accountID, action, "locked", "", nil)
+		return "", err
+	}
+	cands := make([]mfa.Candidate, 0, len(start.Devices))
+	for _, d := range start.Devices {
 		secret, err := inventory.OpenSecret(ctx, s.Store, s.Keys, store.SealedDevices, d.ID, d.Secret)
 		if err != nil {
 			return "", fmt.Errorf("console: device %s: %w", d.ID, err)
@@ -155,26 +190,35 @@ func (s *Service) check(ctx context.Context, c Caller, accountID string, devs []
 		}
 		cands = append(cands, mfa.Candidate{DeviceID: d.ID, Secret: secret, Opts: mfa.VerifyOpts{Params: p, Drift: d.Drift}})
 	}
-	deviceID, _, err := s.verifier().CheckAny(ctx, accountID, cands, code)
-	switch {
-	case errors.Is(err, mfa.ErrReplayed):
-		s.audit(ctx, c, accountID, action, "replayed", "", nil)
-		s.notifyOwner(ctx, accountID, "code_reused", "A code of your MFA device was used again and refused. If this was not you, someone may be watching your codes.")
-		return "", err
-	case errors.Is(err, mfa.ErrLocked):
-		s.audit(ctx, c, accountID, action, "locked", "", nil)
-		return "", err
-	case err != nil:
+	matched, err := mfa.MatchAny(cands, code, now)
+	if err != nil {
 		s.audit(ctx, c, accountID, action, "invalid", "", nil)
 		return "", err
 	}
-	if err := s.Store.TouchDevice(ctx, deviceID, s.now()); err != nil {
-		s.logger().WarnContext(ctx, "touch device failed", "device_id", deviceID, "err", err)
+	for _, m := range matched {
+		deviceID := cands[m.Index].DeviceID
+		f := store.CheckFinish{AccountID: accountID, DeviceID: deviceID, Step: m.Step, At: now}
+		if success != nil {
+			if err := success(deviceID, &f); err != nil {
+				return "", err
+			}
+		}
+		ok, err := s.Store.FinishCheck(ctx, f)
+		if err != nil {
+			return "", fmt.Errorf("console: consume step: %w", err)
+		}
+		if ok {
+			// Whoever still has the device is its owner: an appeal to
+			// unbind it that is cooling down cancels itself.
+			if start.OpenAppeal && s.OnDeviceUsed != nil {
+				s.OnDeviceUsed(ctx, accountID, deviceID)
+			}
+			return deviceID, nil
+		}
 	}
-	if s.OnDeviceUsed != nil {
-		s.OnDeviceUsed(ctx, accountID, deviceID)
-	}
-	return deviceID, nil
+	s.audit(ctx, c, accountID, action, "replayed", "", nil)
+	s.notifyOwner(ctx, accountID, "code_reused", "A code of your MFA device was used again and refused. If this was not you, someone may be watching your codes.")
+	return "", mfa.ErrReplayed
 }
 
 func (s *Service) activeDevices(ctx context.Context, accountID string, types ...store.DeviceType) ([]store.Device, error) {
@@ -230,22 +274,6 @@ func grantToken() (token, id string, err error) {
 	return token, store.GrantID(token), nil
 }
 
-func (s *Service) issueGrant(ctx context.Context, accountID, deviceID string, op Operation) (string, store.Grant, error) {
-	token, id, err := grantToken()
-	if err != nil {
-		return "", store.Grant{}, err
-	}
-	ttl := s.GrantTTL
-	if ttl == 0 {
-		ttl = 5 * time.Minute
-	}
-	g, err := s.Store.CreateGrant(ctx, store.Grant{ID: id, AccountID: accountID, Action: op.Action, Resource: op.Resource, DeviceID: deviceID, ExpiresAt: s.now().Add(ttl)})
-	if err != nil {
-		return "", store.Grant{}, err
-	}
-	return token, g, nil
-}
-
 // ConsumeGrant uses a grant for exactly its operation, once. It returns
 // store.ErrNotFound, store.ErrGrantMismatch, store.ErrGrantUsed or
 // store.ErrGrantExpired; each refusal is audited.
@@ -268,9 +296,6 @@ func (s *Service) ConsumeGrant(ctx context.Context, c Caller, accountID, token s
 // SetProtection changes the protection scope after a valid code from an
 // active device, audits and notifies. It returns ErrNoDevice and the mfa errors.
 func (s *Service) SetProtection(ctx context.Context, c Caller, accountID, code string, p store.Protection) (store.Protection, error) {
-	if _, err := s.Store.GetAccount(ctx, accountID); err != nil {
-		return store.Protection{}, err
-	}
 	deviceID, err := s.checkDevices(ctx, c, accountID, code, "protection.set")
 	if err != nil {
 		return store.Protection{}, err
@@ -390,21 +415,7 @@ func (s *Service) Unbind(ctx context.Context, c Caller, accountID, deviceID, cod
 // the security-center authenticator for ordinary accounts, the MFA devices
 // for beta accounts.
 func (s *Service) LoginVerify(ctx context.Context, c Caller, accountID, code string) (string, error) {
-	a, err := s.Store.GetAccount(ctx, accountID)
-	if err != nil {
-		return "", err
-	}
-	if a.LoginMethod == store.LoginMFA {
-		return s.checkDevices(ctx, c, accountID, code, "login.verify")
-	}
-	devs, err := s.activeDevices(ctx, accountID, store.SecurityCenter)
-	if err != nil {
-		return "", err
-	}
-	if len(devs) == 0 {
-		return "", ErrNoDevice
-	}
-	return s.check(ctx, c, accountID, devs, code, "login.verify")
+	return s.checkCode(ctx, c, store.CheckRequest{AccountID: accountID}, code, "login.verify", nil)
 }
 
 // ProvisionSecurityCenter creates the account's security-center
@@ -443,14 +454,18 @@ func (s *Service) Devices(ctx context.Context, accountID string) ([]store.Device
 	return devs, p, err
 }
 
-func (s *Service) audit(ctx context.Context, c Caller, accountID, action, outcome, subject string, details map[string]string) {
+func (s *Service) auditEntry(c Caller, accountID, action, outcome, subject string, details map[string]string) store.AuditEntry {
 	actor := c.Actor
 	if actor == "" {
 		actor = "console"
 	}
-	_, err := s.Store.AppendAudit(context.WithoutCancel(ctx), store.AuditEntry{
+	return store.AuditEntry{
 		At: s.now().UTC(), Actor: actor, Action: action, Outcome: outcome, AccountID: accountID, Subject: subject, RemoteIP: c.RemoteIP, Details: details,
-	})
+	}
+}
+
+func (s *Service) audit(ctx context.Context, c Caller, accountID, action, outcome, subject string, details map[string]string) {
+	_, err := s.Store.AppendAudit(context.WithoutCancel(ctx), s.auditEntry(c, accountID, action, outcome, subject, details))
 	if err != nil {
 		s.logger().ErrorContext(ctx, "audit write failed", "action", action, "err", err)
 	}

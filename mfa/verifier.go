@@ -159,6 +159,15 @@ func (v *Verifier) spend(ctx context.Context, accountID string, now time.Time) e
 	if err != nil {
 		return fmt.Errorf("mfa: spend attempt: %w", err)
 	}
+	return v.Admit(ctx, accountID, st, allowed, now)
+}
+
+// Admit turns the answer of a budget spend made at now (SpendAttempt with
+// v.Policy.LockFor, or a store that spends as part of a larger call) into
+// the verifier's: nil when the attempt was allowed, calling OnLock when
+// the attempt put the account under a lock; otherwise a *LockedError with
+// the time left.
+func (v *Verifier) Admit(ctx context.Context, accountID string, st BudgetState, allowed bool, now time.Time) error {
 	if allowed {
 		if v.OnLock != nil && st.Locked(now) {
 			v.OnLock(ctx, accountID, st)
@@ -240,13 +249,43 @@ func (v *Verifier) CheckAny(ctx context.Context, accountID string, cands []Candi
 	if err := v.spend(ctx, accountID, now); err != nil {
 		return "", 0, err
 	}
-	type match struct {
-		i    int
-		step int64
+	matched, err := MatchAny(cands, code, now)
+	if err != nil {
+		return "", 0, err
 	}
+	for _, m := range matched {
+		id := cands[m.Index].DeviceID
+		ok, err := v.Steps.AdvanceStep(ctx, id, m.Step)
+		if err != nil {
+			return "", 0, fmt.Errorf("mfa: advance step: %w", err)
+		}
+		if ok {
+			if err := v.reset(ctx, accountID); err != nil {
+				return "", 0, err
+			}
+			return id, m.Step, nil
+		}
+	}
+	return "", 0, ErrReplayed
+}
+
+// Match is a candidate of MatchAny whose code matched, and the step it
+// matched at.
+type Match struct {
+	Index int // into the candidates
+	Step  int64
+}
+
+// MatchAny evaluates code against every candidate at now (a candidate's
+// Opts.Now, when set, wins), whatever matched first, and returns the
+// matches in candidate order. It consults no store: the caller has spent
+// the budget before and consumes a match's step after (CheckAny does
+// both). It returns ErrMalformedCode when the code is malformed for every
+// candidate, ErrInvalidCode when nothing matched, and ErrInvalidParams or
+// ErrInvalidSecret for a bad candidate.
+func MatchAny(cands []Candidate, code string, now time.Time) ([]Match, error) {
 	var (
-		matches   [4]match
-		matched   = matches[:0]
+		matched   []Match
 		malformed = 0
 		cfgErr    error
 	)
@@ -258,7 +297,7 @@ func (v *Verifier) CheckAny(ctx context.Context, accountID string, cands []Candi
 		s, err := Verify(cands[i].Secret, code, o)
 		switch {
 		case err == nil:
-			matched = append(matched, match{i, s})
+			matched = append(matched, Match{Index: i, Step: s})
 		case errors.Is(err, ErrMalformedCode):
 			malformed++
 		case errors.Is(err, ErrInvalidCode):
@@ -268,29 +307,15 @@ func (v *Verifier) CheckAny(ctx context.Context, accountID string, cands []Candi
 			}
 		}
 	}
-	if cfgErr != nil {
-		return "", 0, cfgErr
+	switch {
+	case cfgErr != nil:
+		return nil, cfgErr
+	case len(matched) > 0:
+		return matched, nil
+	case malformed == len(cands):
+		return nil, ErrMalformedCode
 	}
-	if len(matched) == 0 {
-		if malformed == len(cands) {
-			return "", 0, ErrMalformedCode
-		}
-		return "", 0, ErrInvalidCode
-	}
-	for _, m := range matched {
-		id := cands[m.i].DeviceID
-		ok, err := v.Steps.AdvanceStep(ctx, id, m.step)
-		if err != nil {
-			return "", 0, fmt.Errorf("mfa: advance step: %w", err)
-		}
-		if ok {
-			if err := v.reset(ctx, accountID); err != nil {
-				return "", 0, err
-			}
-			return id, m.step, nil
-		}
-	}
-	return "", 0, ErrReplayed
+	return nil, ErrInvalidCode
 }
 
 // Resync runs Resync for a hardware card under the failure budget and

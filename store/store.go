@@ -199,6 +199,7 @@ type Store interface {
 	SealedStore
 	GrantStore
 	mfa.BudgetStore
+	CheckStore
 	AppealStore
 	RateLimiter
 }
@@ -294,6 +295,96 @@ type DeviceStore interface {
 	// SetProtection stores the account's protection (UpdatedAt set to now)
 	// and returns it.
 	SetProtection(ctx context.Context, accountID string, p Protection) (Protection, error)
+}
+
+// CheckStore serves the console's code checks in two calls where the
+// separate methods take a dozen round trips: BeginCheck reads what the
+// check needs and spends one attempt of the account's failure budget,
+// FinishCheck consumes the matched step and records the success. Between
+// the two the caller evaluates the code (mfa.MatchAny). pgstore groups the
+// calls of concurrent requests into shared statements (group commit);
+// every call still gets exactly its own answer.
+type CheckStore interface {
+	// BeginCheck returns the account's login method, protection, active
+	// devices of r.Types (nil: by the login method: security center, or
+	// virtual and hardware for LoginMFA) and whether it has an open unbind
+	// appeal. When the check can go ahead — r.Purpose's protection is on
+	// and there is a device — it also spends one attempt of the budget, as
+	// SpendAttempt with r.Policy at r.Now does, and sets Spent, Budget and
+	// Allowed. It returns ErrNotFound for an unknown account.
+	BeginCheck(ctx context.Context, r CheckRequest) (CheckStart, error)
+	// FinishCheck consumes f.Step of the device (AdvanceStep's
+	// compare-and-set) and, when it does, in the same transaction records
+	// the use (TouchDevice), clears the account's failure budget
+	// (ResetBudget), appends f.Audit when its Action is set (for the
+	// account f.AccountID) and creates f.Grant when it is set. It
+	// reports false, writing nothing, when the step was used already. It
+	// returns ErrNotFound for a device that is not the account's, and
+	// ErrConflict when the grant ID exists.
+	FinishCheck(ctx context.Context, f CheckFinish) (bool, error)
+}
+
+// CheckPurpose is the protection a code check needs to be on.
+type CheckPurpose string
+
+// Check purposes.
+const (
+	CheckAny       CheckPurpose = ""          // no protection needed (settings, unbind, login by method)
+	CheckLogin     CheckPurpose = "login"     // Protection.Login must be on
+	CheckOperation CheckPurpose = "operation" // Protection.Operation must be on
+)
+
+// CheckRequest is the input of BeginCheck.
+type CheckRequest struct {
+	AccountID string
+	Purpose   CheckPurpose
+	Types     []DeviceType // device types to check; nil: by the account's login method
+	Now       time.Time
+	Policy    func(failures int, now time.Time) (lockedUntil time.Time, hard bool)
+}
+
+// CheckStart is the answer of BeginCheck.
+type CheckStart struct {
+	LoginMethod LoginMethod
+	Protection  Protection
+	Devices     []Device // active devices of the asked types, oldest first
+	OpenAppeal  bool     // an unbind appeal of the account is open
+	Spent       bool     // the check went ahead and an attempt was spent
+	Budget      mfa.BudgetState
+	Allowed     bool // as SpendAttempt's allowed; false when the budget is locked
+}
+
+// CheckFinish is the input of FinishCheck.
+type CheckFinish struct {
+	AccountID string
+	DeviceID  string
+	Step      int64
+	At        time.Time  // the use, for last_used_at
+	Audit     AuditEntry // appended when the step is consumed and Action is set
+	Grant     *Grant     // created when the step is consumed, when set (ID and ExpiresAt required)
+}
+
+// CheckTypes returns the device types a check of r covers for an account
+// with login method m.
+func (r CheckRequest) CheckTypes(m LoginMethod) []DeviceType {
+	switch {
+	case r.Types != nil:
+		return r.Types
+	case m == LoginMFA:
+		return []DeviceType{Virtual, Hardware}
+	}
+	return []DeviceType{SecurityCenter}
+}
+
+// Protected reports whether p has r's purpose on.
+func (r CheckRequest) Protected(p Protection) bool {
+	switch r.Purpose {
+	case CheckLogin:
+		return p.Login
+	case CheckOperation:
+		return p.Operation
+	}
+	return true
 }
 
 // TokenState is where a hardware token is in the inventory.

@@ -32,8 +32,10 @@ const migrationLock int64 = 0x6d6661666c6f77
 
 // DB is a PostgreSQL app store. It is safe for concurrent use.
 type DB struct {
-	pool  *pgxpool.Pool
-	prune dbutil.Pruner // when Hit prunes old rate-limit windows
+	pool   *pgxpool.Pool
+	prune  dbutil.Pruner // when Hit prunes old rate-limit windows
+	begin  *dbutil.Batcher[beginReq, beginResult]
+	finish *dbutil.Batcher[store.CheckFinish, finishResult]
 }
 
 var (
@@ -64,11 +66,15 @@ func Open(ctx context.Context, databaseURL string) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pgstore: open: %w", classify(err))
 	}
-	return &DB{pool: pool}, nil
+	db := &DB{pool: pool}
+	db.newBatchers()
+	return db, nil
 }
 
 // Close closes the pool's connections. It always returns nil.
 func (db *DB) Close() error {
+	db.begin.Close()
+	db.finish.Close()
 	db.pool.Close()
 	return nil
 }

@@ -32,6 +32,7 @@ type DB struct {
 	w     *sql.DB       // the one writer connection
 	r     *sql.DB       // read-only connections
 	prune dbutil.Pruner // when Hit prunes old rate-limit windows
+	stmts stmtCache     // the writer's prepared statements of the hot path
 }
 
 var (
@@ -78,12 +79,15 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	}
 	r.SetMaxOpenConns(4)
 	r.SetMaxIdleConns(4)
-	return &DB{w: w, r: r}, nil
+	db := &DB{w: w, r: r}
+	// Fails on a database that has not migrated yet; Migrate prepares them.
+	_ = db.stmts.prepare(ctx, w)
+	return db, nil
 }
 
 // Close closes the connections.
 func (db *DB) Close() error {
-	return errors.Join(db.r.Close(), db.w.Close())
+	return errors.Join(db.stmts.close(), db.r.Close(), db.w.Close())
 }
 
 // Ping checks that the database file can be read. It returns
@@ -152,6 +156,11 @@ func (db *DB) MigrateTo(ctx context.Context, version int) error {
 	})
 	if err != nil {
 		return fmt.Errorf("sqlitestore: migrate: %w", err)
+	}
+	if version == 0 {
+		if err := db.stmts.prepare(ctx, db.w); err != nil {
+			return fmt.Errorf("sqlitestore: migrate: prepare statements: %w", classify(err))
+		}
 	}
 	return nil
 }

@@ -495,17 +495,19 @@ func threshold(ceiling int) func(int, time.Time) (time.Time, bool) {
 	}
 }
 
-func testBudget(t *testing.T, s store.Store) {
-	c := ctx(t)
-	now := time.Date(2026, 5, 6, 0, 0, 0, 0, time.UTC)
-	policy := threshold(5)
-	steps := []struct {
-		at          time.Time
-		wantAllowed bool
-		wantFails   int
-		wantUntil   time.Time
-		wantHard    bool
-	}{
+// budgetStep is one attempt of budgetSteps.
+type budgetStep struct {
+	at          time.Time
+	wantAllowed bool
+	wantFails   int
+	wantUntil   time.Time
+	wantHard    bool
+}
+
+// budgetSteps are attempts on one budget from now under threshold(5) and
+// the states they must leave.
+func budgetSteps(now time.Time) []budgetStep {
+	return []budgetStep{
 		{now, true, 1, time.Time{}, false},
 		{now, true, 2, time.Time{}, false},
 		{now, true, 3, now.Add(time.Minute), false},
@@ -514,6 +516,13 @@ func testBudget(t *testing.T, s store.Store) {
 		{now.Add(2 * time.Minute), true, 5, mfa.HardLockUntil, true},
 		{now.Add(time.Hour), false, 5, mfa.HardLockUntil, true}, // hard: never over
 	}
+}
+
+func testBudget(t *testing.T, s store.Store) {
+	c := ctx(t)
+	now := time.Date(2026, 5, 6, 0, 0, 0, 0, time.UTC)
+	policy := threshold(5)
+	steps := budgetSteps(now)
 	for i, st := range steps {
 		got, allowed, err := s.SpendAttempt(c, "acc-1", st.at, policy)
 		must(t, err)

@@ -48,6 +48,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Sealed", testSealed},
 		{"Budget", testBudget},
 		{"SpendAttemptRace", testSpendAttemptRace},
+		{"Check", testCheck},
+		{"CheckRace", testCheckRace},
 		{"Grants", testGrants},
 		{"ConsumeGrantRace", testConsumeGrantRace},
 		{"GrantCleanup", testGrantCleanup},

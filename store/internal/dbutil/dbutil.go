@@ -241,3 +241,22 @@ const pruneEvery = 256
 
 // Due counts a hit and reports whether this one should prune.
 func (p *Pruner) Due() bool { return p.n.Add(1)%pruneEvery == 1 }
+
+// maxFirstLock bounds FirstLock's search.
+const maxFirstLock = 1 << 16
+
+// FirstLock returns the smallest failure count at which policy locks the
+// budget at now (a timed or a hard lock), or a bound far above any real
+// policy when it never does. A store's single-statement spend counts an
+// attempt only while the new count stays below it; the attempt that earns
+// a lock takes the locked read-modify-write path, so the policy sees every
+// count that can lock. Policies are monotonic: once a count locks, every
+// higher count does.
+func FirstLock(policy func(failures int, now time.Time) (time.Time, bool), now time.Time) int {
+	for n := 1; n < maxFirstLock; n++ {
+		if until, hard := policy(n, now); hard || now.Before(until) {
+			return n
+		}
+	}
+	return maxFirstLock
+}
