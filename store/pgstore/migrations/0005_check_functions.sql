@@ -24,30 +24,24 @@ LANGUAGE plpgsql AS $$
 DECLARE
     i integer;
     t integer;
-    r record;
     f integer;
 BEGIN
+    -- Two statements a request: the budget (only when the check can go
+    -- ahead), then the read.
     FOR i IN 1 .. coalesce(array_length(p_ids, 1), 0) LOOP
-        -- The account, its protection, an open appeal and the first of its
-        -- devices of the asked types: is the check ready to go ahead?
         t := p_types[i];
-        SELECT a.login_method,
-                CASE WHEN t <> 0 THEN t WHEN a.login_method = 'mfa' THEN 3 ELSE 4 END AS types,
-                (p_purposes[i] = '' OR (p_purposes[i] = 'login' AND coalesce(pr.login, false))
-                    OR (p_purposes[i] = 'operation' AND coalesce(pr.operation, false))) AS protected
-            INTO r
-            FROM accounts a LEFT JOIN protection pr ON pr.account_id = a.id
-            WHERE a.id = p_ids[i];
-        IF NOT FOUND THEN
-            CONTINUE;
-        END IF;
-        t := r.types;
         f := NULL;
-        IF r.protected AND t > 0 AND p_lock_at[i] > 1 AND EXISTS (SELECT 1 FROM devices d
-                WHERE d.account_id = p_ids[i] AND d.status = 'active'
-                    AND (t & CASE d.type WHEN 'virtual' THEN 1 WHEN 'hardware' THEN 2 ELSE 4 END) <> 0) THEN
+        IF p_lock_at[i] > 1 THEN
             INSERT INTO failure_budgets AS b (account_id, failures, hard, updated_at)
-                VALUES (p_ids[i], 1, false, p_updated)
+                SELECT a.id, 1, false, p_updated
+                FROM accounts a LEFT JOIN protection pr ON pr.account_id = a.id
+                WHERE a.id = p_ids[i]
+                    AND (p_purposes[i] = '' OR (p_purposes[i] = 'login' AND coalesce(pr.login, false))
+                        OR (p_purposes[i] = 'operation' AND coalesce(pr.operation, false)))
+                    AND EXISTS (SELECT 1 FROM devices d WHERE d.account_id = a.id AND d.status = 'active'
+                        AND (CASE WHEN t <> 0 THEN t WHEN a.login_method = 'mfa' THEN 3 ELSE 4 END) > 0
+                        AND ((CASE WHEN t <> 0 THEN t WHEN a.login_method = 'mfa' THEN 3 ELSE 4 END)
+                            & CASE d.type WHEN 'virtual' THEN 1 WHEN 'hardware' THEN 2 ELSE 4 END) <> 0)
                 ON CONFLICT (account_id) DO UPDATE
                     SET failures = b.failures + 1, locked_until = NULL, updated_at = EXCLUDED.updated_at
                     WHERE NOT b.hard AND b.failures + 1 < p_lock_at[i]
@@ -57,13 +51,17 @@ BEGIN
         RETURN QUERY
             SELECT i, a.login_method, coalesce(pr.login, false), coalesce(pr.operation, false), pr.updated_at,
                 EXISTS (SELECT 1 FROM appeals ap WHERE ap.account_id = a.id AND ap.closed_at IS NULL),
-                r.protected AND d.id IS NOT NULL, f,
+                (p_purposes[i] = '' OR (p_purposes[i] = 'login' AND coalesce(pr.login, false))
+                    OR (p_purposes[i] = 'operation' AND coalesce(pr.operation, false))) AND d.id IS NOT NULL,
+                f,
                 d.id, d.account_id, d.type, d.name, d.serial, d.secret_key_id, d.sealed_secret, d.algorithm, d.digits,
                 d.period_seconds, d.last_step, d.drift, d.status, d.created_at, d.bound_at, d.last_used_at, d.revoked_at
             FROM accounts a
             LEFT JOIN protection pr ON pr.account_id = a.id
-            LEFT JOIN devices d ON d.account_id = a.id AND d.status = 'active' AND t > 0
-                AND (t & CASE d.type WHEN 'virtual' THEN 1 WHEN 'hardware' THEN 2 ELSE 4 END) <> 0
+            LEFT JOIN devices d ON d.account_id = a.id AND d.status = 'active'
+                AND (CASE WHEN t <> 0 THEN t WHEN a.login_method = 'mfa' THEN 3 ELSE 4 END) > 0
+                AND ((CASE WHEN t <> 0 THEN t WHEN a.login_method = 'mfa' THEN 3 ELSE 4 END)
+                    & CASE d.type WHEN 'virtual' THEN 1 WHEN 'hardware' THEN 2 ELSE 4 END) <> 0
             WHERE a.id = p_ids[i]
             ORDER BY d.created_at, d.id;
     END LOOP;
