@@ -54,6 +54,7 @@ func (s *Server) routes() {
 	admin.GET("/accounts/:account_id", s.handleGetAccount())
 	admin.GET("/audit", s.handleListAudit())
 	admin.POST("/accounts/:account_id/security-center", s.handleProvisionSecurityCenter())
+	admin.DELETE("/accounts/:account_id/mfa/lock", s.handleUnlock())
 	admin.GET("/appeals", s.handleAdminAppeals())
 	// The Temporal Web UI's codec server: decrypts history payloads for an
 	// admin (every call audited). Configure the UI with <base>/v1/admin/codec

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"github.com/mfaflow/mfaflow/console"
 	"net/http"
 	"time"
 
@@ -33,6 +34,23 @@ func (s *Server) handleProvisionSecurityCenter() gin.HandlerFunc {
 			"device_id": d.ID, "secret": mfa.EncodeSecret(secret),
 			"otpauth_uri": mfa.KeyURI(s.issuer()+" Security Center", accountID, secret, mfa.Params{}),
 		})
+	}
+}
+
+// handleUnlock clears an account's failure budget and any MFA lock on it
+// (admin); audited and the owner told.
+func (s *Server) handleUnlock() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		accountID, ok := s.accountParam(c)
+		if !ok {
+			return
+		}
+		err := s.deps.ConsoleService.Unlock(c.Request.Context(), console.Caller{Actor: actor(c), RemoteIP: c.ClientIP()}, accountID)
+		if err != nil {
+			fail(c, s.log, err)
+			return
+		}
+		c.JSON(http.StatusOK, gin.H{"unlocked": true})
 	}
 }
 

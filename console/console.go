@@ -418,6 +418,22 @@ func (s *Service) LoginVerify(ctx context.Context, c Caller, accountID, code str
 	return s.checkCode(ctx, c, store.CheckRequest{AccountID: accountID}, code, "login.verify", nil)
 }
 
+// Unlock clears the account's failure budget and any lock on it, timed or
+// hard (the hard lock at the ceiling lasts until this or an approved unbind
+// appeal), audits it under the caller and tells the owner. It returns
+// store.ErrNotFound for an unknown account.
+func (s *Service) Unlock(ctx context.Context, c Caller, accountID string) error {
+	if _, err := s.Store.GetAccount(ctx, accountID); err != nil {
+		return err
+	}
+	if err := s.Store.ResetBudget(ctx, accountID); err != nil {
+		return err
+	}
+	s.audit(ctx, c, accountID, "mfa.unlock", "ok", "", nil)
+	s.notifyOwner(ctx, accountID, "mfa_unlocked", "Support cleared the lock on your account's MFA checks. If you did not ask for this, contact support at once.")
+	return nil
+}
+
 // ProvisionSecurityCenter creates the account's security-center
 // authenticator (the platform's own app) and returns its device and secret
 // for the app to enrol. It returns store.ErrConflict when one exists.

@@ -273,6 +273,10 @@ func accessRows() []accessRow {
 			req: func(f *accessFixtures, _ caller, _ bool) accessRequest {
 				return accessRequest{params: acct(f.unprovisioned)}
 			}},
+		{route: "DELETE /v1/admin/accounts/:account_id/mfa/lock", want: adminOnly(200),
+			req: func(f *accessFixtures, _ caller, _ bool) accessRequest {
+				return accessRequest{params: acct(f.unbound)}
+			}},
 		{route: "GET /v1/admin/appeals", want: adminOnly(200),
 			req: func(*accessFixtures, caller, bool) accessRequest {
 				return accessRequest{query: "status=pending_review"}

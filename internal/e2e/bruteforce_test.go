@@ -93,6 +93,27 @@ func TestBruteForceAcrossReplicas(t *testing.T) {
 	if locks == 0 {
 		t.Fatal("no lock in the audit log")
 	}
+
+	// Support clears the hard lock; the owner's right code works again.
+	if code, out, _ := s.call(0, http.MethodDelete, "/v1/admin/accounts/e2e-nobody/mfa/lock", s.admin, nil); code != http.StatusNotFound {
+		t.Fatalf("unlock of an unknown account = %d %v, want 404", code, out)
+	}
+	if code, out, _ := s.call(1, http.MethodDelete, "/v1/admin/accounts/"+acct+"/mfa/lock", s.admin, nil); code != http.StatusOK || out["unlocked"] != true {
+		t.Fatalf("unlock = %d %v", code, out)
+	}
+	if code, out, _ := s.call(0, http.MethodPost, "/v1/accounts/"+acct+"/mfa/verify", consoleKey, map[string]any{"code": mfa.TOTP(secret, s.clock.Now(), mfa.Params{}), "purpose": "login"}); code != http.StatusOK {
+		t.Fatalf("valid code after the unlock = %d %v", code, out)
+	}
+	es, _ = st.ListAudit(ctx, store.AuditFilter{AccountID: acct, Limit: 10})
+	unlocked := false
+	for _, e := range es {
+		if e.Action == "mfa.unlock" && e.Outcome == "ok" && e.Actor == "admin:admin-e2e" {
+			unlocked = true
+		}
+	}
+	if !unlocked {
+		t.Fatal("no mfa.unlock entry by the admin in the audit log")
+	}
 }
 
 func mustAtoi(s string) int {
