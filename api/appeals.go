@@ -350,17 +350,15 @@ func (s *Server) handleUploadDocument() gin.HandlerFunc {
 			fail(c, s.log, errorf(http.StatusUnsupportedMediaType, "unsupported_media_type", "send a JPEG, PNG or PDF file"))
 			return
 		}
-		st, err := s.appealState(c.Request.Context(), a.ID)
-		if err != nil {
-			fail(c, s.log, err)
-			return
-		}
-		if st.Status != workflows.AppealCollecting {
+		// A closed appeal is refused here, from the row the token check
+		// read (closing is final). Whether an open appeal collects documents
+		// and is within its deadline is left to the AddDocument update: the
+		// workflow checks both there, and only it records a document; an
+		// upload it refuses is removed from storage. A Temporal query first
+		// would add about 5 ms to every upload (the worker has to answer it),
+		// and its answer could be outdated by the time of the update.
+		if !a.ClosedAt.IsZero() || workflows.AppealClosed(a.Status) {
 			fail(c, s.log, errorf(http.StatusConflict, "wrong_state", "documents can be uploaded only while the appeal collects them"))
-			return
-		}
-		if !st.DocumentDeadline.IsZero() && s.deps.Now().After(st.DocumentDeadline) {
-			fail(c, s.log, errorf(http.StatusConflict, "deadline_passed", "the document deadline has passed"))
 			return
 		}
 		tracked := &errReader{r: c.Request.Body}

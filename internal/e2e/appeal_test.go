@@ -200,8 +200,16 @@ func TestPersonalAppeal(t *testing.T) {
 	if code, out := s.raw(http.MethodPost, "/v1/appeals/"+id+"/submit", token, "application/json", nil, 0); code != http.StatusAccepted || out["status"] != workflows.AppealPending {
 		t.Fatalf("submit = %d %v", code, out)
 	}
-	if code, out := s.raw(http.MethodPut, docPath, token, "image/jpeg", bytes.NewReader(jpeg(1000)), 1000); code != http.StatusConflict {
+	if code, out := s.raw(http.MethodPut, docPath, token, "image/jpeg", bytes.NewReader(jpeg(1000)), 1000); code != http.StatusConflict || errCode(out) != "wrong_state" {
 		t.Fatalf("upload after submit = %d %v", code, out)
+	}
+	// The workflow refused that upload after it was stored, and the API
+	// removed it; the replaced first photo is removed in the background.
+	for until := time.Now().Add(10 * time.Second); len(s.objects(id)) > 1 && time.Now().Before(until); {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if keys := s.objects(id); len(keys) != 1 {
+		t.Fatalf("objects after the refused upload: %v, want the accepted photo alone", keys)
 	}
 	// The old channels hear of the appeal, with a cancel link.
 	var filed string
@@ -414,6 +422,9 @@ func TestDeviceUsedInCoolDownCancels(t *testing.T) {
 		t.Fatalf("verify with the 'lost' device = %d %v", code, out)
 	}
 	s.waitStatus(id, token, workflows.AppealCancelled)
+	if code, out := s.raw(http.MethodPut, "/v1/appeals/"+id+"/documents/id_holding_photo", token, "image/jpeg", bytes.NewReader(jpeg(1000)), 1000); code != http.StatusConflict || errCode(out) != "wrong_state" {
+		t.Fatalf("upload to the cancelled appeal = %d %v", code, out)
+	}
 	if d, _ := st.GetDevice(ctx, "dev-cool"); d.Status != store.DeviceActive {
 		t.Fatalf("device after the cancelled appeal = %s", d.Status)
 	}
