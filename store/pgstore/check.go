@@ -9,16 +9,17 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/mfaflow/mfaflow/store"
 	"github.com/mfaflow/mfaflow/store/internal/dbutil"
 )
 
 // The console's code checks (store.CheckStore) are the hot path: every
-// login and sensitive operation makes one. Each half is one statement over
-// all the requests of a batch (dbutil.Batcher groups concurrent calls), so
-// a check costs two round trips however busy the server is, and under load
-// one statement serves many checks.
+// login and sensitive operation makes one. Each half is one set-based
+// statement over all the requests of a batch (dbutil.Batcher groups
+// concurrent calls), so a check costs two round trips however busy the
+// server is, and under load one statement serves many checks.
 
 // Device types as bits, for the device filter of beginCheckSQL.
 const (
@@ -46,12 +47,111 @@ func typeBits(types []store.DeviceType) int32 {
 	return n
 }
 
-// beginCheckSQL and finishCheckSQL call the functions of migration 0005,
-// which say what they do.
-const (
-	beginCheckSQL  = `SELECT * FROM mfaflow_begin_check($1, $2, $3, $4, $5, $6)`
-	finishCheckSQL = `SELECT * FROM mfaflow_finish_check($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`
-)
+// beginCheckSQL reads, for every request of a batch (its position ord in
+// the arrays), the account, its protection, whether an unbind appeal is open
+// and its active devices of the asked types (a bit set: 1 virtual, 2
+// hardware, 4 security center; 0: by the login method; negative: none).
+// When the check can go ahead (ready) it counts one failure in the account's
+// budget — only while the budget is unlocked and the new count stays below
+// lock_at, the first count that locks; failures is then the new count. A
+// ready request left uncounted takes SpendAttempt's row-locked path. One row
+// per device, or one with NULL device columns; none for an unknown account.
+// An account appears at most once in a batch (the batcher's key).
+const beginCheckSQL = `WITH req AS (
+        SELECT r.ord::integer AS ord, r.id, r.purpose, r.lock_at, r.now, a.login_method,
+            coalesce(pr.login, false) AS login, coalesce(pr.operation, false) AS operation, pr.updated_at,
+            CASE WHEN r.types <> 0 THEN r.types WHEN a.login_method = 'mfa' THEN 3 ELSE 4 END AS types
+        FROM unnest($1::text[], $2::text[], $3::integer[], $4::integer[], $5::timestamptz[]) WITH ORDINALITY
+            AS r(id, purpose, types, lock_at, now, ord)
+        JOIN accounts a ON a.id = r.id
+        LEFT JOIN protection pr ON pr.account_id = r.id
+    ), ready AS (
+        SELECT q.id, q.lock_at, q.now FROM req q
+        WHERE q.types > 0
+            AND (q.purpose = '' OR (q.purpose = 'login' AND q.login) OR (q.purpose = 'operation' AND q.operation))
+            AND EXISTS (SELECT 1 FROM devices d WHERE d.account_id = q.id AND d.status = 'active'
+                AND (q.types & CASE d.type WHEN 'virtual' THEN 1 WHEN 'hardware' THEN 2 ELSE 4 END) <> 0)
+    ), spent AS (
+        INSERT INTO failure_budgets AS b (account_id, failures, hard, updated_at)
+        SELECT x.id, 1, false, $6::timestamptz FROM ready x WHERE x.lock_at > 1 ORDER BY x.id
+        ON CONFLICT (account_id) DO UPDATE
+            SET failures = b.failures + 1, locked_until = NULL, updated_at = EXCLUDED.updated_at
+            WHERE NOT b.hard
+                AND b.failures + 1 < (SELECT x.lock_at FROM ready x WHERE x.id = b.account_id)
+                AND (b.locked_until IS NULL OR b.locked_until <= (SELECT x.now FROM ready x WHERE x.id = b.account_id))
+        RETURNING b.account_id, b.failures
+    )
+    SELECT q.ord, q.login_method, q.login, q.operation, q.updated_at,
+        EXISTS (SELECT 1 FROM appeals ap WHERE ap.account_id = q.id AND ap.closed_at IS NULL),
+        EXISTS (SELECT 1 FROM ready x WHERE x.id = q.id),
+        s.failures,
+        d.id, d.account_id, d.type, d.name, d.serial, d.secret_key_id, d.sealed_secret, d.algorithm, d.digits,
+        d.period_seconds, d.last_step, d.drift, d.status, d.created_at, d.bound_at, d.last_used_at, d.revoked_at
+    FROM req q
+    LEFT JOIN spent s ON s.account_id = q.id
+    LEFT JOIN devices d ON d.account_id = q.id AND d.status = 'active' AND q.types > 0
+        AND (q.types & CASE d.type WHEN 'virtual' THEN 1 WHEN 'hardware' THEN 2 ELSE 4 END) <> 0
+    ORDER BY q.ord, d.created_at, d.id`
+
+// finishCheckSQL consumes, for every request of a batch, the device's step
+// (compare-and-set) and, where it does, records the use, clears the
+// account's budget, appends the audit entry (when action is not empty) and
+// creates the grant (when grant_id is not empty), all in one statement. One
+// row per request: whether the step was consumed and whether the device is
+// the account's and active. An account appears at most once in a batch. A
+// failing insert fails the whole statement, which changes nothing.
+const finishCheckSQL = `WITH req AS (
+        SELECT r.* FROM unnest($1::text[], $2::text[], $3::bigint[], $4::timestamptz[], $5::timestamptz[],
+            $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::jsonb[], $12::text[], $13::text[],
+            $14::text[], $15::timestamptz[]) WITH ORDINALITY
+            AS r(device_id, account_id, step, used_at, audit_at, actor, action, outcome, subject, remote_ip, details,
+                grant_id, grant_action, grant_resource, grant_expires, ord)
+    ), adv AS (
+        UPDATE devices d
+            SET last_step = r.step, last_used_at = GREATEST(coalesce(d.last_used_at, r.used_at), r.used_at)
+            FROM req r
+            WHERE d.id = r.device_id AND d.account_id = r.account_id AND d.status = 'active' AND d.last_step < r.step
+            RETURNING d.id
+    ), rst AS (
+        UPDATE failure_budgets b SET failures = 0, locked_until = NULL, hard = false, updated_at = $16::timestamptz
+            FROM req r JOIN adv ON adv.id = r.device_id
+            WHERE b.account_id = r.account_id AND (b.failures <> 0 OR b.locked_until IS NOT NULL OR b.hard)
+    ), aud AS (
+        INSERT INTO audit_log (at, actor, action, outcome, account_id, subject, remote_ip, details)
+            SELECT r.audit_at, r.actor, r.action, r.outcome, r.account_id, r.subject, r.remote_ip, r.details
+            FROM req r JOIN adv ON adv.id = r.device_id
+            WHERE r.action <> ''
+            ORDER BY r.ord
+    ), gr AS (
+        INSERT INTO grants (id, account_id, action, resource, device_id, created_at, expires_at, used_at)
+            SELECT r.grant_id, r.account_id, r.grant_action, r.grant_resource, r.device_id, $16::timestamptz, r.grant_expires, NULL
+            FROM req r JOIN adv ON adv.id = r.device_id
+            WHERE r.grant_id <> ''
+    )
+    SELECT r.ord::integer, adv.id IS NOT NULL,
+        adv.id IS NOT NULL OR EXISTS (SELECT 1 FROM devices x WHERE x.id = r.device_id AND x.account_id = r.account_id
+            AND x.status = 'active')
+    FROM req r LEFT JOIN adv ON adv.id = r.device_id`
+
+// checkPool is the configuration of the connections the two statements run
+// on, one per batch worker. They touch a handful of rows by key, and the
+// planner settings say so: a generic plan, made once per connection
+// (planning on every call cost more than running), and nested-loop index
+// lookups only (a generic plan left free picks hash joins over whole
+// tables). Set on these connections alone, they reach no other statement.
+func checkPool(cfg *pgxpool.Config) *pgxpool.Config {
+	c := cfg.Copy()
+	c.MaxConns, c.MinConns = 2*checkWorkers, 0
+	rp := c.ConnConfig.RuntimeParams
+	rp["plan_cache_mode"] = "force_generic_plan"
+	rp["enable_seqscan"] = "off"
+	rp["enable_hashjoin"] = "off"
+	rp["enable_mergejoin"] = "off"
+	return c
+}
+
+// checkWorkers is how many batches of each half may run at once.
+const checkWorkers = 1
 
 // beginResult is one request's answer of a beginCheck batch.
 type beginResult struct {
@@ -68,13 +168,15 @@ type beginReq struct {
 
 func (db *DB) newBatchers() {
 	db.begin = &dbutil.Batcher[beginReq, beginResult]{
-		Run: db.beginBatch,
-		Key: func(r beginReq) string { return r.AccountID },
+		Run:     db.beginBatch,
+		Key:     func(r beginReq) string { return r.AccountID },
+		Workers: checkWorkers,
 	}
 	db.finish = &dbutil.Batcher[store.CheckFinish, finishResult]{
 		Run: db.finishBatch,
 		// A batch changes each device and each budget at most once.
-		Key: func(f store.CheckFinish) string { return f.AccountID },
+		Key:     func(f store.CheckFinish) string { return f.AccountID },
+		Workers: checkWorkers,
 	}
 }
 
@@ -117,7 +219,7 @@ func (db *DB) beginBatch(ctx context.Context, reqs []beginReq) ([]beginResult, e
 	out := make([]beginResult, n)
 	err := retryDeadlock(func() error {
 		clear(out)
-		rows, _ := db.pool.Query(ctx, beginCheckSQL, ids, purposes, types, lockAt, nows, dbutil.Now())
+		rows, _ := db.hot.Query(ctx, beginCheckSQL, ids, purposes, types, lockAt, nows, dbutil.Now())
 		defer rows.Close()
 		for rows.Next() {
 			var (
@@ -256,7 +358,7 @@ func (db *DB) finishBatch(ctx context.Context, reqs []store.CheckFinish) ([]fini
 	out := make([]finishResult, n)
 	err := retryDeadlock(func() error {
 		clear(out)
-		rows, _ := db.pool.Query(ctx, finishCheckSQL, devIDs, accIDs, steps, usedAt, auditAt, actor, action, outcome,
+		rows, _ := db.hot.Query(ctx, finishCheckSQL, devIDs, accIDs, steps, usedAt, auditAt, actor, action, outcome,
 			subj, ips, details, grantID, grantAct, grantRes, grantExp, dbutil.Now())
 		defer rows.Close()
 		for rows.Next() {

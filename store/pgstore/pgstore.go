@@ -33,6 +33,7 @@ const migrationLock int64 = 0x6d6661666c6f77
 // DB is a PostgreSQL app store. It is safe for concurrent use.
 type DB struct {
 	pool   *pgxpool.Pool
+	hot    *pgxpool.Pool // the code checks' connections (checkPool)
 	prune  dbutil.Pruner // when Hit prunes old rate-limit windows
 	begin  *dbutil.Batcher[beginReq, beginResult]
 	finish *dbutil.Batcher[store.CheckFinish, finishResult]
@@ -66,7 +67,12 @@ func Open(ctx context.Context, databaseURL string) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pgstore: open: %w", classify(err))
 	}
-	db := &DB{pool: pool}
+	hot, err := pgxpool.NewWithConfig(ctx, checkPool(cfg))
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("pgstore: open: %w", classify(err))
+	}
+	db := &DB{pool: pool, hot: hot}
 	db.newBatchers()
 	return db, nil
 }
@@ -75,6 +81,7 @@ func Open(ctx context.Context, databaseURL string) (*DB, error) {
 func (db *DB) Close() error {
 	db.begin.Close()
 	db.finish.Close()
+	db.hot.Close()
 	db.pool.Close()
 	return nil
 }
