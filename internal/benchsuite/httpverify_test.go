@@ -41,7 +41,7 @@ import (
 // the one client that owns it. Accounts are seeded through the store before
 // the run; -benchsuite.accounts of them allow 3× as many requests.
 
-var flagAccounts = flag.Int("benchsuite.accounts", 8000, "accounts seeded for the HTTP verify runs (3 verifications each)")
+var flagAccounts = flag.Int("benchsuite.accounts", 20000, "accounts seeded for the HTTP verify runs (3 verifications each)")
 
 const consoleKey = "benchsuite-console-key-0123456789abcdef"
 
