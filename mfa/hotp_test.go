@@ -266,14 +266,15 @@ func TestVerifyConsecutive(t *testing.T) {
 	}{
 		{"previous and current", cur - 1, cur, VerifyOpts{}, cur},
 		{"current and next", cur, cur + 1, VerifyOpts{}, cur + 1},
-		{"s at upper edge", cur + 1, cur + 2, VerifyOpts{}, cur + 2},
-		{"s below window", cur - 2, cur - 1, VerifyOpts{}, 0},
-		{"s above window", cur + 2, cur + 3, VerifyOpts{}, 0},
+		// Submitted just after code2's step ended: code2 is still in the window.
+		{"code2 at lower edge", cur - 2, cur - 1, VerifyOpts{}, cur - 1},
+		{"code2 below window", cur - 3, cur - 2, VerifyOpts{}, 0},
+		{"code2 above window", cur + 1, cur + 2, VerifyOpts{}, 0},
 		{"same step twice", cur, cur, VerifyOpts{}, 0},
 		{"reversed", cur, cur - 1, VerifyOpts{}, 0},
 		{"gap", cur - 1, cur + 1, VerifyOpts{}, 0},
-		{"no skew", cur, cur + 1, VerifyOpts{Skew: NoSkew}, cur + 1},
-		{"no skew previous", cur - 1, cur, VerifyOpts{Skew: NoSkew}, 0},
+		{"no skew", cur - 1, cur, VerifyOpts{Skew: NoSkew}, cur},
+		{"no skew next", cur, cur + 1, VerifyOpts{Skew: NoSkew}, 0},
 		{"with drift", cur + 20, cur + 21, VerifyOpts{Drift: 20}, cur + 21},
 	}
 	for _, tt := range tests {

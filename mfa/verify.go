@@ -126,9 +126,12 @@ func consecutive(alg Algorithm, secret []byte, digits int, c1, c2 uint32, lo, hi
 }
 
 // VerifyConsecutive checks two codes read one after the other from the same
-// device, as binding requires: code1 at a step s within the window and code2
-// at s+1. It returns s+1, the last step used, which the caller records as the
-// device's last used step so neither code can be replayed.
+// device, as binding requires: code2, the later one, at a step s+1 within the
+// window and code1 at s, just before it. (A user reads code1, waits for the
+// next, types code2 and submits, often after its step has ended: anchoring
+// the window on code1 would refuse that.) It returns s+1, the last step used,
+// which the caller records as the device's last used step so neither code
+// can be replayed.
 //
 // It returns ErrMalformedCode if either code is malformed, ErrInvalidCode if
 // no pair matches, ErrInvalidParams and ErrInvalidSecret as Verify does.
@@ -145,7 +148,8 @@ func VerifyConsecutive(secret []byte, code1, code2 string, opts VerifyOpts) (ste
 	if err := checkSecret(secret); err != nil {
 		return 0, err
 	}
-	s, ok := consecutive(p.Algorithm, secret, p.Digits, c1, c2, lo, hi)
+	// consecutive takes the window of code1.
+	s, ok := consecutive(p.Algorithm, secret, p.Digits, c1, c2, lo-1, hi-1)
 	if !ok {
 		return 0, ErrInvalidCode
 	}
