@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -29,42 +30,64 @@ var appealStatuses = map[string]bool{
 	workflows.AppealCancelled: true, workflows.AppealExpired: true,
 }
 
-// listAppeals reads the review queue from Temporal's visibility store by the
-// appeal's search attributes (which hold no PII).
-func (s *Server) listAppeals(c *gin.Context) ([]gin.H, error) {
+// maxQueuePage is the largest page of the review queue.
+const maxQueuePage = 200
+
+// listAppeals reads one page of the review queue from Temporal's visibility
+// store by the appeal's search attributes (which hold no PII): at most
+// ?limit= appeals (1–200, default 200), from the page ?page_token= names. It
+// returns the token of the next page, empty after the last one.
+func (s *Server) listAppeals(c *gin.Context) ([]gin.H, string, error) {
+	limit := maxQueuePage
+	if v := c.Query("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxQueuePage {
+			return nil, "", invalidField("limit", "a number from 1 to 200")
+		}
+		limit = n
+	}
+
 	q := []string{"WorkflowType = 'UnbindAppeal'"}
 	if v := c.Query("status"); v != "" {
 		if !appealStatuses[v] {
-			return nil, invalidField("status", "not an appeal status")
+			return nil, "", invalidField("status", "not an appeal status")
 		}
 		q = append(q, fmt.Sprintf("%s = '%s'", workflows.SearchAppealStatus, v))
 	}
 	if v := c.Query("type"); v != "" {
 		if v != workflows.ApplicantPersonal && v != workflows.ApplicantEnterprise {
-			return nil, invalidField("type", `must be "personal" or "enterprise"`)
+			return nil, "", invalidField("type", `must be "personal" or "enterprise"`)
 		}
 		q = append(q, fmt.Sprintf("%s = '%s'", workflows.SearchApplicantType, v))
 	}
 	if v := c.Query("assignee"); v != "" {
 		if !idPattern.MatchString(v) {
-			return nil, invalidField("assignee", "not a reviewer id")
+			return nil, "", invalidField("assignee", "not a reviewer id")
 		}
 		q = append(q, fmt.Sprintf("%s = '%s'", workflows.SearchAssignee, v))
 	}
 	if v := c.Query("sla_breached"); v != "" {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
-			return nil, invalidField("sla_breached", "true or false")
+			return nil, "", invalidField("sla_breached", "true or false")
 		}
 		q = append(q, fmt.Sprintf("%s = %t", workflows.SearchSLABreached, b))
+	}
+	query := strings.Join(q, " AND ")
+	var pageToken []byte
+	if v := c.Query("page_token"); v != "" {
+		var ok bool
+		if pageToken, ok = s.openPageToken(query, v); !ok {
+			return nil, "", invalidField("page_token", "not a page token of this list")
+		}
 	}
 	ctx, cancel := context.WithTimeout(c.Request.Context(), temporalTimeout)
 	defer cancel()
 	resp, err := s.deps.Temporal.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
-		Query: strings.Join(q, " AND "), PageSize: 200,
+		Query: query, PageSize: int32(limit), NextPageToken: pageToken,
 	})
 	if err != nil {
-		return nil, appealError(err)
+		return nil, "", appealError(err)
 	}
 	out := []gin.H{}
 	for _, e := range resp.GetExecutions() {
@@ -88,18 +111,60 @@ func (s *Server) listAppeals(c *gin.Context) ([]gin.H, error) {
 		}
 		out = append(out, item)
 	}
-	return out, nil
+	return out, s.sealPageToken(query, resp.GetNextPageToken()), nil
+}
+
+// pageTokenMAC is the length of a page token's MAC.
+const pageTokenMAC = 16
+
+// sealPageToken wraps Temporal's next-page token for the client, with a MAC
+// over it and the list's query: a token only reaches Temporal back as we
+// issued it, for the same filters. Empty for the last page.
+func (s *Server) sealPageToken(query string, token []byte) string {
+	if len(token) == 0 {
+		return ""
+	}
+	return base64.RawURLEncoding.EncodeToString(append(append([]byte(nil), token...), s.pageTokenMAC(query, token)...))
+}
+
+// openPageToken returns the Temporal token inside a client's page token,
+// or false when it is not one we issued for query.
+func (s *Server) openPageToken(query, v string) ([]byte, bool) {
+	b, err := base64.RawURLEncoding.DecodeString(v)
+	if err != nil || len(b) <= pageTokenMAC || len(b) > 8192 {
+		return nil, false
+	}
+	token, mac := b[:len(b)-pageTokenMAC], b[len(b)-pageTokenMAC:]
+	return token, hmac.Equal(mac, s.pageTokenMAC(query, token))
+}
+
+func (s *Server) pageTokenMAC(query string, token []byte) []byte {
+	mac := hmac.New(sha256.New, s.deps.Keys.DeriveKey("queue-pages"))
+	mac.Write([]byte(query))
+	mac.Write([]byte{0})
+	mac.Write(token)
+	return mac.Sum(nil)[:pageTokenMAC]
 }
 
 func (s *Server) handleReviewQueue() gin.HandlerFunc {
 	return func(c *gin.Context) {
-		items, err := s.listAppeals(c)
-		if err != nil {
-			fail(c, s.log, err)
-			return
-		}
-		c.JSON(http.StatusOK, gin.H{"appeals": items})
+		s.respondAppealList(c)
 	}
+}
+
+// respondAppealList answers one page of the appeal list, with the token of
+// the next page when there is one.
+func (s *Server) respondAppealList(c *gin.Context) {
+	items, next, err := s.listAppeals(c)
+	if err != nil {
+		fail(c, s.log, err)
+		return
+	}
+	body := gin.H{"appeals": items}
+	if next != "" {
+		body["next_page_token"] = next
+	}
+	c.JSON(http.StatusOK, body)
 }
 
 // maskName keeps the first character.
@@ -308,11 +373,6 @@ func errCodeOf(err error) string {
 
 func (s *Server) handleAdminAppeals() gin.HandlerFunc {
 	return func(c *gin.Context) {
-		items, err := s.listAppeals(c)
-		if err != nil {
-			fail(c, s.log, err)
-			return
-		}
-		c.JSON(http.StatusOK, gin.H{"appeals": items})
+		s.respondAppealList(c)
 	}
 }

@@ -41,9 +41,19 @@
       return;
     }
     m.status("Loading the queue…");
-    let r;
+    // Every page of the queue (the API pages it by 200), so the oldest
+    // appeals, which matter most for the SLA, are never cut off.
+    const appeals = [];
+    let page = "";
     try {
-      r = await m.call("GET", "/v1/review/appeals?" + query(), { token: tok });
+      for (let n = 0; n < 50; n++) {
+        const r = await m.call("GET", "/v1/review/appeals?" + query() + (page ? "&page_token=" + encodeURIComponent(page) : ""), { token: tok });
+        appeals.push(...(r.appeals || []));
+        page = r.next_page_token || "";
+        if (!page) {
+          break;
+        }
+      }
     } catch (e) {
       if (e instanceof m.APIError && e.httpStatus === 401) {
         auth.signedOut();
@@ -56,7 +66,6 @@
       }
       throw e;
     }
-    const appeals = r.appeals || [];
     appeals.sort((a, b) => String(a.submitted_at || a.started_at).localeCompare(String(b.submitted_at || b.started_at)));
     body.replaceChildren(...appeals.map(row));
     if (!appeals.length) {
