@@ -3,14 +3,17 @@ package dbutil
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
 	"github.com/mfaflow/mfaflow/store"
 )
 
-// ErrBatcherClosed is the error of a call made after Batcher.Close.
-var ErrBatcherClosed = errors.New("store: closed")
+// ErrBatcherClosed is the error of a call made after Batcher.Close (or
+// still queued then). It matches store.ErrUnavailable: a request caught by
+// a shutdown is answered 503, never as a refusal of its code.
+var ErrBatcherClosed = fmt.Errorf("%w: closed", store.ErrUnavailable)
 
 // Batcher groups concurrent calls into batches (group commit): a call
 // waits while a batch is running, and the calls that gathered meanwhile

@@ -198,7 +198,7 @@ func TestBatcherCallerContextAndClose(t *testing.T) {
 	}
 	close(release)
 	b.Close()
-	if _, err := b.Do(context.Background(), 3); !errors.Is(err, ErrBatcherClosed) {
-		t.Errorf("Do after Close = %v, want ErrBatcherClosed", err)
+	if _, err := b.Do(context.Background(), 3); !errors.Is(err, ErrBatcherClosed) || !errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("Do after Close = %v, want ErrBatcherClosed, which is unavailable", err)
 	}
 }
