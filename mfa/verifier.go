@@ -238,6 +238,11 @@ type Candidate struct {
 // errors of Check. The code is malformed (ErrMalformedCode) only if it is
 // malformed for every candidate. If several devices match, the first whose
 // step is fresh is used; ErrReplayed only when all matches are replays.
+//
+// CheckAny makes three or four store calls. A store that can read, spend
+// and consume in fewer calls composes the same check from its pieces:
+// spend, then Admit, then MatchAny, then consume (the console's code checks
+// do so through the app store's BeginCheck and FinishCheck).
 func (v *Verifier) CheckAny(ctx context.Context, accountID string, cands []Candidate, code string) (deviceID string, step int64, err error) {
 	if len(cands) == 0 {
 		return "", 0, ErrNotFound
