@@ -248,6 +248,22 @@ func (k *Keyring) DeriveKey(label string) []byte {
 	return out
 }
 
+// DeriveKeyFor is DeriveKey from the ring's key id rather than the current
+// key, for keyed hashes stored with the key id of their row (recovery
+// codes): a row hashed before a rotation still checks while its key is in
+// the ring. It reports false when id is not in the ring.
+func (k *Keyring) DeriveKeyFor(id, label string) ([]byte, bool) {
+	key, ok := k.find(id)
+	if !ok {
+		return nil, false
+	}
+	out, err := hkdf.Key(sha256.New, key.raw, []byte("mfaflow/derive/v1"), label, KeyLen)
+	if err != nil {
+		panic("mfa: derive key: " + err.Error())
+	}
+	return out, true
+}
+
 // Reseal opens s and seals it again with the current key, with the same aad.
 // It returns the errors of Open.
 func (k *Keyring) Reseal(s Sealed, aad []byte) (Sealed, error) {
