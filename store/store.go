@@ -202,6 +202,7 @@ type Store interface {
 	CheckStore
 	AppealStore
 	RateLimiter
+	RecoveryCodeStore
 }
 
 // DeviceType is the kind of an MFA device.
@@ -579,6 +580,40 @@ type AppealStore interface {
 	// ListAppeals returns the appeals with the status and of the account
 	// (empty: any), newest first, at most limit (0: 100, capped at 1000).
 	ListAppeals(ctx context.Context, status, accountID string, limit int) ([]Appeal, error)
+}
+
+// RecoveryCode is one single-use recovery code of an account (SPEC §6b).
+// Only its keyed hash is stored: mfa.HashRecoveryCode with the key the
+// ring derives for KeyID (mfa.Keyring.DeriveKeyFor), so a rotation leaves
+// older rows checkable while their key stays in the ring.
+type RecoveryCode struct {
+	ID        string    `json:"id"` // assigned by ReplaceRecoveryCodes when empty
+	AccountID string    `json:"account_id"`
+	KeyID     string    `json:"key_id"`
+	Hash      []byte    `json:"-"`
+	CreatedAt time.Time `json:"created_at"` // when its set was made
+	UsedAt    time.Time `json:"used_at,omitzero"`
+}
+
+// RecoveryCodeStore keeps the accounts' recovery codes. An account has at
+// most one set: a new one replaces the old whole.
+type RecoveryCodeStore interface {
+	// ReplaceRecoveryCodes deletes every recovery code of the account, used
+	// or not, and stores codes (IDs assigned when empty, CreatedAt set to
+	// now, AccountID set to accountID) as its new set, in one transaction.
+	// With onlyIfNone it changes nothing and reports false when the account
+	// has an unused code (of concurrent calls with onlyIfNone exactly one
+	// stores its set). It returns ErrConflict when an ID exists.
+	ReplaceRecoveryCodes(ctx context.Context, accountID string, codes []RecoveryCode, onlyIfNone bool) (bool, error)
+	// ListRecoveryCodes returns the account's unused codes, oldest first.
+	ListRecoveryCodes(ctx context.Context, accountID string) ([]RecoveryCode, error)
+	// UseRecoveryCode marks the code used at at if and only if it is the
+	// account's and unused (compare-and-set: of concurrent calls exactly one
+	// succeeds). It reports false, changing nothing, otherwise.
+	UseRecoveryCode(ctx context.Context, accountID, id string, at time.Time) (bool, error)
+	// ClearRecoveryCodes deletes every recovery code of the account and
+	// returns how many of them were unused.
+	ClearRecoveryCodes(ctx context.Context, accountID string) (int, error)
 }
 
 // RateLimiter counts events in fixed windows shared by every API replica.

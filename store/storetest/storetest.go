@@ -61,6 +61,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ListAppeals", testListAppeals},
 		{"RateLimit", testRateLimit},
 		{"RateLimitRace", testRateLimitRace},
+		{"RecoveryCodes", testRecoveryCodes},
+		{"RecoveryCodeRace", testRecoveryCodeRace},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
