@@ -629,4 +629,11 @@ type RateLimiter interface {
 	// may be pruned. It returns an error when window is under a microsecond
 	// or limit is negative.
 	Hit(ctx context.Context, key string, window time.Duration, limit int, now time.Time) (allowed bool, retryAfter time.Duration, err error)
+	// Peek reports whether one more event for key in the window containing
+	// now would be within limit, without counting it: allowed is true when
+	// the window's count is under limit, and retryAfter is as for Hit. A
+	// caller that counts only some events (filings that pass a check) peeks
+	// first and hits after. It returns the errors Hit returns for a bad
+	// window or limit.
+	Peek(ctx context.Context, key string, window time.Duration, limit int, now time.Time) (allowed bool, retryAfter time.Duration, err error)
 }

@@ -129,8 +129,23 @@ func (db *DB) Hit(ctx context.Context, key string, window time.Duration, limit i
 	if db.prune.Due() {
 		_, _ = db.pool.Exec(ctx, "DELETE FROM rate_limits WHERE window_end < $1", dbutil.Time(now.Add(-dbutil.RateLimitPruneGrace)))
 	}
-	if hits > int64(limit) {
-		return false, end.Sub(now), nil
+	allowed, retry := dbutil.RateVerdict(hits, limit, end, now)
+	return allowed, retry, nil
+}
+
+// Peek reports whether one more hit for key in the window containing now
+// would be within limit, reading the window's count without changing it.
+func (db *DB) Peek(ctx context.Context, key string, window time.Duration, limit int, now time.Time) (bool, time.Duration, error) {
+	start, end, err := dbutil.RateWindow(window, limit, now)
+	if err != nil {
+		return false, 0, fmt.Errorf("pgstore: rate limit peek: %w", err)
 	}
-	return true, 0, nil
+	var hits int64
+	err = db.pool.QueryRow(ctx, `SELECT COALESCE(SUM(hits), 0) FROM rate_limits WHERE key = $1 AND window_start = $2 AND window_end = $3`,
+		key, start, end).Scan(&hits)
+	if err != nil {
+		return false, 0, fmt.Errorf("pgstore: rate limit peek: %w", classify(err))
+	}
+	allowed, retry := dbutil.RateVerdict(hits+1, limit, end, now)
+	return allowed, retry, nil
 }

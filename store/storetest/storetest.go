@@ -61,6 +61,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ListAppeals", testListAppeals},
 		{"RateLimit", testRateLimit},
 		{"RateLimitRace", testRateLimitRace},
+		{"RatePeek", testRatePeek},
 		{"RecoveryCodes", testRecoveryCodes},
 		{"RecoveryCodeRace", testRecoveryCodeRace},
 	}

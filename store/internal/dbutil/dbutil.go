@@ -228,6 +228,16 @@ func RateWindow(window time.Duration, limit int, now time.Time) (start, end time
 	return time.UnixMicro(s).UTC(), time.UnixMicro(s + w).UTC(), nil
 }
 
+// RateVerdict answers a rate-limit call from the window's count: allowed
+// when count is within limit, else the time from now to the window's end.
+// Hit passes the count with its event, Peek the count plus one.
+func RateVerdict(count int64, limit int, end, now time.Time) (bool, time.Duration) {
+	if count > int64(limit) {
+		return false, end.Sub(now)
+	}
+	return true, 0
+}
+
 // RateLimitPruneGrace is how long after its end a rate-limit window is
 // kept, so that replicas whose clocks lag still find their counts.
 const RateLimitPruneGrace = 5 * time.Minute
