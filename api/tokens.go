@@ -20,7 +20,9 @@ import (
 const maxImportBody = 10 << 20
 
 // handleImportTokens imports a PSKC (application/pskc+xml) or CSV (text/csv)
-// file into the token inventory, all or nothing.
+// file into the token inventory, all or nothing. Entries that are not cards
+// (PSKC PIN keys) are listed as skipped, with row, serial and reason like
+// the rejected ones.
 func (s *Server) handleImportTokens() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		if s.deps.Keys == nil {
@@ -57,10 +59,14 @@ func (s *Server) handleImportTokens() gin.HandlerFunc {
 		case err == nil:
 			c.JSON(http.StatusCreated, res)
 		case errors.Is(err, inventory.ErrRejected):
-			c.AbortWithStatusJSON(http.StatusUnprocessableEntity, gin.H{
+			out := gin.H{
 				"error":    gin.H{"code": "import_rejected", "message": "entries were refused; nothing was imported"},
 				"batch_id": res.BatchID, "rejected": res.Rejected,
-			})
+			}
+			if len(res.Skipped) > 0 {
+				out["skipped"] = res.Skipped
+			}
+			c.AbortWithStatusJSON(http.StatusUnprocessableEntity, out)
 		case errors.Is(err, mfa.ErrTooLarge):
 			fail(c, s.log, errorf(http.StatusRequestEntityTooLarge, "too_large", "import files are limited to %d bytes", maxImportBody))
 		case errors.Is(err, mfa.ErrHostileXML):

@@ -41,12 +41,14 @@ type Options struct {
 	Actor        string // for the audit log
 }
 
-// Result of an import.
+// Result of an import. Skipped lists the entries that are not token cards
+// (a PSKC PIN key), which never block an import.
 type Result struct {
 	BatchID  string         `json:"batch_id"`
 	Imported int            `json:"imported"`
 	Serials  []string       `json:"serials,omitempty"`
 	Rejected []mfa.RowError `json:"rejected,omitempty"`
+	Skipped  []mfa.RowError `json:"skipped,omitempty"`
 }
 
 // Importer imports token files.
@@ -57,7 +59,8 @@ type Importer struct {
 }
 
 // Import parses r and adds every token, all or nothing. When any entry is
-// refused it returns ErrRejected with every refused entry in the result. It
+// refused it returns ErrRejected with every refused entry in the result.
+// Entries that are not token cards are listed as skipped either way. It
 // also returns the parser's errors (mfa.ErrHostileXML, mfa.ErrTooLarge,
 // mfa.ErrInvalidPSKC, mfa.ErrPSKCKey, mfa.ErrInvalidCSV) and the store's.
 // Every outcome is audited.
@@ -66,14 +69,13 @@ func (im *Importer) Import(ctx context.Context, r io.Reader, opts Options) (Resu
 	if res.BatchID == "" {
 		res.BatchID = newBatchID(im.now())
 	}
-	var toks []mfa.Token
-	var rows []mfa.RowError
+	var parsed mfa.Parsed
 	var err error
 	switch opts.Format {
 	case CSV:
-		toks, rows, err = mfa.ParseCSV(r, opts.MaxBytes)
+		parsed, err = mfa.ParseCSV(r, opts.MaxBytes)
 	case PSKC:
-		toks, rows, err = mfa.ParsePSKC(r, mfa.PSKCOptions{PreSharedKey: opts.PreSharedKey, Password: opts.Password, MaxBytes: opts.MaxBytes})
+		parsed, err = mfa.ParsePSKC(r, mfa.PSKCOptions{PreSharedKey: opts.PreSharedKey, Password: opts.Password, MaxBytes: opts.MaxBytes})
 	default:
 		return res, fmt.Errorf("inventory: unknown format %q", opts.Format)
 	}
@@ -81,9 +83,11 @@ func (im *Importer) Import(ctx context.Context, r io.Reader, opts Options) (Resu
 		im.audit(ctx, opts, res, "invalid", map[string]string{"reason": err.Error()})
 		return res, err
 	}
+	toks, rows := parsed.Tokens, parsed.Rejected
+	res.Skipped = parsed.Skipped
 	for _, t := range toks {
 		if t.Type == mfa.TypeHOTP {
-			rows = append(rows, mfa.RowError{Row: rowOf(toks, t.Serial, opts.Format), Serial: t.Serial, Reason: "counter-based (HOTP) keys are not supported: token cards must be time-based (TOTP)"})
+			rows = append(rows, mfa.RowError{Row: t.Row, Serial: t.Serial, Reason: "counter-based (HOTP) keys are not supported: token cards must be time-based (TOTP)"})
 		}
 	}
 	if len(rows) > 0 || len(toks) == 0 {
@@ -91,7 +95,7 @@ func (im *Importer) Import(ctx context.Context, r io.Reader, opts Options) (Resu
 			rows = append(rows, mfa.RowError{Reason: "the file holds no tokens"})
 		}
 		res.Rejected = rows
-		im.audit(ctx, opts, res, "invalid", map[string]string{"rejected": strconv.Itoa(len(rows))})
+		im.audit(ctx, opts, res, "invalid", map[string]string{"rejected": strconv.Itoa(len(rows)), "skipped": strconv.Itoa(len(res.Skipped))})
 		return res, ErrRejected
 	}
 	batch := make([]store.HardwareToken, 0, len(toks))
@@ -110,9 +114,9 @@ func (im *Importer) Import(ctx context.Context, r io.Reader, opts Options) (Resu
 	var conflict *store.SerialConflictError
 	if errors.As(err, &conflict) {
 		for _, s := range conflict.Serials {
-			res.Rejected = append(res.Rejected, mfa.RowError{Row: rowOf(toks, s, opts.Format), Serial: s, Reason: "the serial is already in the inventory"})
+			res.Rejected = append(res.Rejected, mfa.RowError{Row: rowOf(toks, s), Serial: s, Reason: "the serial is already in the inventory"})
 		}
-		im.audit(ctx, opts, res, "invalid", map[string]string{"rejected": strconv.Itoa(len(res.Rejected))})
+		im.audit(ctx, opts, res, "invalid", map[string]string{"rejected": strconv.Itoa(len(res.Rejected)), "skipped": strconv.Itoa(len(res.Skipped))})
 		return res, ErrRejected
 	}
 	if err != nil {
@@ -122,7 +126,7 @@ func (im *Importer) Import(ctx context.Context, r io.Reader, opts Options) (Resu
 	for _, t := range batch {
 		res.Serials = append(res.Serials, t.Serial)
 	}
-	im.audit(ctx, opts, res, "ok", map[string]string{"imported": strconv.Itoa(n), "format": string(opts.Format)})
+	im.audit(ctx, opts, res, "ok", map[string]string{"imported": strconv.Itoa(n), "skipped": strconv.Itoa(len(res.Skipped)), "format": string(opts.Format)})
 	return res, nil
 }
 
@@ -144,16 +148,11 @@ func (im *Importer) now() time.Time {
 	return time.Now()
 }
 
-// rowOf numbers a token as the parsers number rows: the CSV line (the header
-// is line 1) or the PSKC KeyPackage index. Every entry parsed cleanly, so
-// tokens are in file order with no gaps.
-func rowOf(toks []mfa.Token, serial string, f Format) int {
-	for i, t := range toks {
+// rowOf returns the row of the token with the serial, 0 when none has it.
+func rowOf(toks []mfa.Token, serial string) int {
+	for _, t := range toks {
 		if t.Serial == serial {
-			if f == CSV {
-				return i + 2
-			}
-			return i + 1
+			return t.Row
 		}
 	}
 	return 0

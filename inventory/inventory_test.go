@@ -301,3 +301,71 @@ func TestOpenSecretReSealsOnUse(t *testing.T) {
 		}
 	})
 }
+
+// TestImportPSKCVendorFile: a file saved with a byte-order mark, holding a
+// local-PIN KeyPackage beside each card, imports the cards and lists the
+// PINs as skipped, with the rows of the file.
+func TestImportPSKCVendorFile(t *testing.T) {
+	const vendor, rfcPIN = "../mfa/testdata/vendor-totp-pin-bom.xml", "../mfa/testdata/rfc6030-pin.xml"
+	pinOnly := `<KeyContainer Version="1.0" xmlns="urn:ietf:params:xml:ns:keyprov:pskc"><KeyPackage>
+		<DeviceInfo><SerialNo>PIN-ONLY-1</SerialNo></DeviceInfo>
+		<Key Id="p" Algorithm="urn:ietf:params:xml:ns:keyprov:pskc:pin"><Data><Secret><PlainValue>MTIzNA==</PlainValue></Secret></Data></Key>
+	</KeyPackage></KeyContainer>`
+	const skip = "a PIN, not a token card: skipped"
+	forEachStore(t, func(t *testing.T, st store.Store) {
+		ctx := context.Background()
+		im := inventory.Importer{Store: st, Keys: ring(t)}
+		read := func(name string) string {
+			b, err := os.ReadFile(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return string(b)
+		}
+		tests := []struct {
+			name               string
+			doc                string
+			err                error
+			imported           int
+			rejected, skipped  string
+			importedAfterwards []string
+		}{
+			{name: "cards with their PINs", doc: read(vendor), imported: 2,
+				skipped:            fmt.Sprint([]mfa.RowError{{Row: 2, Serial: "TV-10000001", Reason: skip}, {Row: 4, Serial: "TV-10000002", Reason: skip}}),
+				importedAfterwards: []string{"TV-10000001", "TV-10000002"}},
+			{name: "the same cards again", doc: read(vendor), err: inventory.ErrRejected,
+				rejected: fmt.Sprint([]mfa.RowError{{Row: 1, Serial: "TV-10000001", Reason: "the serial is already in the inventory"},
+					{Row: 3, Serial: "TV-10000002", Reason: "the serial is already in the inventory"}}),
+				skipped: fmt.Sprint([]mfa.RowError{{Row: 2, Serial: "TV-10000001", Reason: skip}, {Row: 4, Serial: "TV-10000002", Reason: skip}})},
+			{name: "RFC 6030 HOTP card with its PIN", doc: read(rfcPIN), err: inventory.ErrRejected,
+				rejected: fmt.Sprint([]mfa.RowError{{Row: 1, Serial: "987654321", Reason: "counter-based (HOTP) keys are not supported: token cards must be time-based (TOTP)"}}),
+				skipped:  fmt.Sprint([]mfa.RowError{{Row: 2, Serial: "987654321", Reason: skip}})},
+			{name: "only a PIN", doc: pinOnly, err: inventory.ErrRejected,
+				rejected: fmt.Sprint([]mfa.RowError{{Reason: "the file holds no tokens"}}),
+				skipped:  fmt.Sprint([]mfa.RowError{{Row: 1, Serial: "PIN-ONLY-1", Reason: skip}})},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				res, err := im.Import(ctx, strings.NewReader(tt.doc), inventory.Options{Format: inventory.PSKC})
+				if !errors.Is(err, tt.err) || res.Imported != tt.imported {
+					t.Fatalf("Import = %+v, %v; want %d imported, err %v", res, err, tt.imported, tt.err)
+				}
+				if got := fmt.Sprint(res.Rejected); (tt.rejected == "" && len(res.Rejected) != 0) || (tt.rejected != "" && got != tt.rejected) {
+					t.Errorf("rejected %s; want %s", got, tt.rejected)
+				}
+				if got := fmt.Sprint(res.Skipped); got != tt.skipped {
+					t.Errorf("skipped %s; want %s", got, tt.skipped)
+				}
+				for _, serial := range tt.importedAfterwards {
+					tok, err := st.GetToken(ctx, serial)
+					if err != nil || tok.Digits != 6 || tok.PeriodSeconds != 30 {
+						t.Errorf("GetToken(%s) = %+v, %v", serial, tok, err)
+					}
+				}
+			})
+		}
+		if _, err := st.GetToken(ctx, "PIN-ONLY-1"); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("a PIN was imported as a card: %v", err)
+		}
+	})
+}

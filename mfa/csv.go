@@ -19,24 +19,25 @@ const CSVHeader = "serial,secret,algorithm,digits,period"
 // digits (6 or 8) and period in seconds (30 or 60). Every field is
 // required; spaces around fields are ignored.
 //
-// It returns the valid tokens and an error for every rejected line
-// (including duplicates of a serial or a secret within the file); deciding
-// to import nothing when any line is rejected is the caller's. It returns
-// ErrTooLarge when the input exceeds maxBytes (0 means
+// It returns the valid tokens, with their line in Token.Row, and a RowError
+// for every rejected line (including duplicates of a serial or a secret
+// within the file); deciding to import nothing when any line is rejected is
+// the caller's. A UTF-8 byte-order mark before the header is ignored. It
+// returns ErrTooLarge when the input exceeds maxBytes (0 means
 // DefaultImportMaxBytes), an error wrapping ErrInvalidCSV for a missing or
-// different header, or the reader's error.
-func ParseCSV(r io.Reader, maxBytes int64) ([]Token, []RowError, error) {
+// different header, or the reader's error, each with an empty Parsed.
+func ParseCSV(r io.Reader, maxBytes int64) (Parsed, error) {
 	data, err := readCapped(r, maxBytes)
 	if err != nil {
-		return nil, nil, err
+		return Parsed{}, err
 	}
-	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
+	data = bytes.TrimPrefix(data, utf8BOM)
 	cr := csv.NewReader(bytes.NewReader(data))
 	cr.FieldsPerRecord = -1
 	cr.ReuseRecord = true
 	head, err := cr.Read()
 	if err != nil || strings.Join(head, ",") != CSVHeader {
-		return nil, nil, fmt.Errorf("%w: header must be %q", ErrInvalidCSV, CSVHeader)
+		return Parsed{}, fmt.Errorf("%w: header must be %q", ErrInvalidCSV, CSVHeader)
 	}
 	set := newImportSet()
 	for {
@@ -50,7 +51,7 @@ func ParseCSV(r io.Reader, maxBytes int64) ([]Token, []RowError, error) {
 				set.reject(pe.StartLine, "", reasonMalformedCSV)
 				continue
 			}
-			return nil, nil, fmt.Errorf("%w: read", ErrInvalidCSV)
+			return Parsed{}, fmt.Errorf("%w: read", ErrInvalidCSV)
 		}
 		line, _ := cr.FieldPos(0)
 		if len(rec) != 5 {
@@ -64,7 +65,7 @@ func ParseCSV(r io.Reader, maxBytes int64) ([]Token, []RowError, error) {
 		}
 		set.add(line, tok)
 	}
-	return set.tokens, set.errs, nil
+	return set.parsed(), nil
 }
 
 func csvToken(rec []string) (Token, string) {

@@ -23,6 +23,7 @@ var (
 		reasonBadCounter: true, reasonEncMethod: true, reasonDecrypt: true, reasonNoMAC: true,
 		reasonBadMAC: true, reasonNoEncKey: true, reasonEncryptedParam: true, reasonPIN: true,
 	}
+	skipReasons = map[string]bool{reasonPINKey: true}
 )
 
 // secretForms are the ways a secret could leak into text.
@@ -31,26 +32,40 @@ func secretForms(s []byte) []string {
 }
 
 // checkImport asserts the invariants of ParsePSKC and ParseCSV results.
-func checkImport(t *testing.T, input []byte, toks []Token, rows []RowError, err error, candidates []string) {
+func checkImport(t *testing.T, input []byte, p Parsed, err error, candidates []string) {
 	t.Helper()
-	if err != nil && (toks != nil || rows != nil) {
+	if err != nil && (p.Tokens != nil || p.Rejected != nil || p.Skipped != nil) {
 		t.Fatalf("error %v with results", err)
 	}
 	var texts []string
 	if err != nil {
 		texts = append(texts, err.Error())
 	}
-	for _, r := range rows {
-		if !knownReasons[r.Reason] {
-			t.Fatalf("unknown reason %q", r.Reason)
+	rows := map[int]bool{}
+	for _, set := range []struct {
+		rows    []RowError
+		reasons map[string]bool
+	}{{p.Rejected, knownReasons}, {p.Skipped, skipReasons}} {
+		for _, r := range set.rows {
+			if !set.reasons[r.Reason] {
+				t.Fatalf("unknown reason %q", r.Reason)
+			}
+			if r.Serial != "" && !validSerial(r.Serial) {
+				t.Fatalf("row error with invalid serial %q", r.Serial)
+			}
+			if r.Row < 1 || rows[r.Row] {
+				t.Fatalf("row %d numbered twice or not at all", r.Row)
+			}
+			rows[r.Row] = true
+			texts = append(texts, r.Reason)
 		}
-		if r.Serial != "" && !validSerial(r.Serial) {
-			t.Fatalf("row error with invalid serial %q", r.Serial)
-		}
-		texts = append(texts, r.Reason)
 	}
 	serials := map[string]bool{}
-	for _, tok := range toks {
+	for _, tok := range p.Tokens {
+		if tok.Row < 1 || rows[tok.Row] {
+			t.Fatalf("token row %d numbered twice or not at all", tok.Row)
+		}
+		rows[tok.Row] = true
 		if !validSerial(tok.Serial) || serials[strings.ToUpper(tok.Serial)] {
 			t.Fatalf("bad or duplicate serial %q", tok.Serial)
 		}
@@ -122,8 +137,8 @@ func FuzzParsePSKC(f *testing.F) {
 		}
 		opts.MaxBytes = 1 << 20
 		opts.MaxIterations = 5000 // keep each execution fast
-		toks, rows, err := ParsePSKC(bytes.NewReader(data), opts)
-		checkImport(t, data, toks, rows, err, append(keyLike(data), secretForms(psk)...))
+		parsed, err := ParsePSKC(bytes.NewReader(data), opts)
+		checkImport(t, data, parsed, err, append(keyLike(data), secretForms(psk)...))
 	})
 }
 
@@ -131,7 +146,7 @@ func FuzzParseCSV(f *testing.F) {
 	addFixtures(f, "*.csv", func(b []byte) { f.Add(b) })
 	f.Add([]byte(CSVHeader + "\nAB-1,\"GEZDGNBVGY3TQOJQ\nGEZDGNBVGY3TQOJQ\",SHA1,6,30\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		toks, rows, err := ParseCSV(bytes.NewReader(data), 1<<20)
+		parsed, err := ParseCSV(bytes.NewReader(data), 1<<20)
 		var cands []string
 		for _, line := range strings.Split(string(data), "\n") {
 			for _, field := range strings.Split(line, ",") {
@@ -141,8 +156,11 @@ func FuzzParseCSV(f *testing.F) {
 				}
 			}
 		}
-		checkImport(t, data, toks, rows, err, cands)
-		for _, tok := range toks {
+		checkImport(t, data, parsed, err, cands)
+		if len(parsed.Skipped) != 0 {
+			t.Fatalf("csv skipped %v", parsed.Skipped)
+		}
+		for _, tok := range parsed.Tokens {
 			if tok.Type != TypeTOTP {
 				t.Fatalf("csv token type %q", tok.Type)
 			}

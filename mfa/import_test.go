@@ -39,7 +39,8 @@ func TestParsePSKCRFC6030(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
-			toks, rowErrs, err := ParsePSKC(bytes.NewReader(mustRead(t, tt.file)), tt.opts)
+			parsed, err := ParsePSKC(bytes.NewReader(mustRead(t, tt.file)), tt.opts)
+			toks, rowErrs := parsed.Tokens, parsed.Rejected
 			if err != nil || len(rowErrs) != 0 {
 				t.Fatalf("ParsePSKC: %v %v", err, rowErrs)
 			}
@@ -81,7 +82,8 @@ func TestParsePSKCKeyErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			toks, rowErrs, err := ParsePSKC(bytes.NewReader(tt.doc), tt.opts)
+			parsed, err := ParsePSKC(bytes.NewReader(tt.doc), tt.opts)
+			toks, rowErrs := parsed.Tokens, parsed.Rejected
 			if len(toks) != 0 {
 				t.Fatalf("got tokens %v", toks)
 			}
@@ -157,7 +159,8 @@ func TestParsePSKCRows(t *testing.T) {
 		"bad serial!|" + totp + "|HMAC-SHA1|6|30|1111111111222222222277",
 		"TOK-0010|" + totp + "|HMAC-SHA1|6|30|abcdef0123456789abcd",
 	})
-	toks, rowErrs, err := ParsePSKC(bytes.NewReader(doc), PSKCOptions{Password: "s3cret"})
+	parsed, err := ParsePSKC(bytes.NewReader(doc), PSKCOptions{Password: "s3cret"})
+	toks, rowErrs := parsed.Tokens, parsed.Rejected
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,7 +224,8 @@ func TestParsePSKCHostile(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			start := time.Now()
-			toks, rows, err := ParsePSKC(tt.r(), PSKCOptions{})
+			parsed, err := ParsePSKC(tt.r(), PSKCOptions{})
+			toks, rows := parsed.Tokens, parsed.Rejected
 			if !errors.Is(err, tt.err) || toks != nil || rows != nil {
 				t.Fatalf("ParsePSKC = %v, %v, %v; want %v", toks, rows, err, tt.err)
 			}
@@ -238,7 +242,8 @@ type endless struct{}
 func (endless) Read(p []byte) (int, error) { return len(p), nil }
 
 func TestParseCSV(t *testing.T) {
-	toks, rowErrs, err := ParseCSV(bytes.NewReader(mustRead(t, "tokens.csv")), 0)
+	parsed, err := ParseCSV(bytes.NewReader(mustRead(t, "tokens.csv")), 0)
+	toks, rowErrs := parsed.Tokens, parsed.Rejected
 	if err != nil || len(rowErrs) != 0 {
 		t.Fatalf("ParseCSV: %v %v", err, rowErrs)
 	}
@@ -266,7 +271,8 @@ func TestParseCSV(t *testing.T) {
 }
 
 func TestParseCSVRowErrors(t *testing.T) {
-	toks, rowErrs, err := ParseCSV(bytes.NewReader(mustRead(t, "tokens-bad.csv")), 0)
+	parsed, err := ParseCSV(bytes.NewReader(mustRead(t, "tokens-bad.csv")), 0)
+	toks, rowErrs := parsed.Tokens, parsed.Rejected
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -303,7 +309,8 @@ func TestParseCSVWhole(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			toks, rows, err := ParseCSV(strings.NewReader(tt.in), tt.max)
+			parsed, err := ParseCSV(strings.NewReader(tt.in), tt.max)
+			toks, rows := parsed.Tokens, parsed.Rejected
 			if !errors.Is(err, tt.err) || toks != nil || rows != nil {
 				t.Fatalf("ParseCSV = %v, %v, %v", toks, rows, err)
 			}
@@ -311,7 +318,8 @@ func TestParseCSVWhole(t *testing.T) {
 	}
 	// BOM and CRLF are fine; a broken quote is a row error.
 	in := "\xef\xbb\xbf" + CSVHeader + "\r\nCARD-0001,GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ,SHA1,6,30\r\nCARD-\"0002,x,SHA1,6,30\r\n"
-	toks, rows, err := ParseCSV(strings.NewReader(in), 0)
+	parsed, err := ParseCSV(strings.NewReader(in), 0)
+	toks, rows := parsed.Tokens, parsed.Rejected
 	if err != nil || len(toks) != 1 || len(rows) != 1 || rows[0].Reason != reasonMalformedCSV {
 		t.Fatalf("ParseCSV = %v, %v, %v", toks, rows, err)
 	}

@@ -35,6 +35,7 @@ const (
 const (
 	pskcTOTP    = "urn:ietf:params:xml:ns:keyprov:pskc:totp"
 	pskcHOTP    = "urn:ietf:params:xml:ns:keyprov:pskc:hotp"
+	pskcPIN     = "urn:ietf:params:xml:ns:keyprov:pskc:pin" // a PIN, not a token (RFC 6030 §10.2)
 	xencAES128  = "http://www.w3.org/2001/04/xmlenc#aes128-cbc"
 	xencAES192  = "http://www.w3.org/2001/04/xmlenc#aes192-cbc"
 	xencAES256  = "http://www.w3.org/2001/04/xmlenc#aes256-cbc"
@@ -144,7 +145,8 @@ type pskcValue struct {
 func pskcErr(reason string) error { return fmt.Errorf("%w: %s", ErrInvalidPSKC, reason) }
 
 // ParsePSKC reads a hardware token inventory in PSKC (RFC 6030): one token
-// per KeyPackage, with the serial from DeviceInfo/SerialNo, the secret from
+// per KeyPackage, numbered from 1 in Token.Row, with the serial from
+// DeviceInfo/SerialNo, the secret from
 // Data/Secret (PlainValue, or EncryptedValue in AES-CBC with the IV
 // prefixed), digits from AlgorithmParameters/ResponseFormat Length, the hash
 // from AlgorithmParameters/Suite (default SHA1) and the period from
@@ -153,46 +155,57 @@ func pskcErr(reason string) error { return fmt.Errorf("%w: %s", ErrInvalidPSKC, 
 // (EncryptionKey/DerivedKey with PBKDF2, PRF hmac-sha1 or hmac-sha256);
 // every encrypted secret must carry a ValueMAC, checked in constant time over
 // IV and ciphertext with the MACMethod's (encrypted) MACKey before
-// decrypting.
+// decrypting. A KeyPackage whose key is a PIN (algorithm
+// urn:ietf:params:xml:ns:keyprov:pskc:pin, such as the local PIN a card's
+// PINPolicy names by PINKeyId) is no token: it is listed in Skipped, never
+// decrypted, and its serial (usually the card's) does not count as a
+// duplicate. A UTF-8 byte-order mark before the document is ignored (XML
+// 1.0 §4.3.3).
 //
 // The parser is safe for untrusted input: it reads at most opts.MaxBytes
 // (ErrTooLarge past it), refuses any DOCTYPE, DTD or entity declaration and
 // nesting deeper than MaxXMLDepth (ErrHostileXML), parses in strict mode and
 // expands no entity but the five predefined ones.
 //
-// It returns the valid tokens and an error for every rejected KeyPackage;
+// It returns the valid tokens and a RowError for every rejected KeyPackage;
 // deciding to import nothing when any is rejected is the caller's. A
-// document that cannot be read as a whole returns no tokens and an error
-// wrapping ErrInvalidPSKC, ErrPSKCKey, ErrHostileXML or ErrTooLarge. No error
-// contains key material.
-func ParsePSKC(r io.Reader, opts PSKCOptions) ([]Token, []RowError, error) {
+// document that cannot be read as a whole returns an empty Parsed and an
+// error wrapping ErrInvalidPSKC, ErrPSKCKey, ErrHostileXML or ErrTooLarge.
+// No error contains key material.
+func ParsePSKC(r io.Reader, opts PSKCOptions) (Parsed, error) {
 	data, err := readCapped(r, opts.MaxBytes)
 	if err != nil {
-		return nil, nil, err
+		return Parsed{}, err
 	}
+	data = bytes.TrimPrefix(data, utf8BOM)
 	if err := screenXML(data); err != nil {
-		return nil, nil, err
+		return Parsed{}, err
 	}
 	var c pskcContainer
 	d := xml.NewDecoder(bytes.NewReader(data))
 	d.Strict = true
 	if err := d.Decode(&c); err != nil {
-		return nil, nil, syntaxErr(err)
+		return Parsed{}, syntaxErr(err)
 	}
 	if c.XMLName.Space != pskcNamespace {
-		return nil, nil, pskcErr("root must be a PSKC KeyContainer")
+		return Parsed{}, pskcErr("root must be a PSKC KeyContainer")
 	}
 	if c.Version != "1.0" {
-		return nil, nil, pskcErr("version must be 1.0")
+		return Parsed{}, pskcErr("version must be 1.0")
 	}
 	keys, err := c.keys(opts)
 	if err != nil {
-		return nil, nil, err
+		return Parsed{}, err
 	}
 	set := newImportSet()
 	for i := range c.KeyPackages {
 		row := i + 1
-		tok, reason := keys.token(&c.KeyPackages[i])
+		p := &c.KeyPackages[i]
+		if len(p.Keys) == 1 && p.Keys[0].Algorithm == pskcPIN {
+			set.skip(row, strings.TrimSpace(p.SerialNo), reasonPINKey)
+			continue
+		}
+		tok, reason := keys.token(p)
 		if reason != "" {
 			set.reject(row, tok.Serial, reason)
 			continue
@@ -200,7 +213,7 @@ func ParsePSKC(r io.Reader, opts PSKCOptions) ([]Token, []RowError, error) {
 		set.add(row, tok)
 	}
 	keys.wipe()
-	return set.tokens, set.errs, nil
+	return set.parsed(), nil
 }
 
 // screenXML walks every token before anything is decoded into structs and

@@ -12,6 +12,7 @@ const DefaultImportMaxBytes = 10 << 20
 
 // Token is a hardware token read from an import file.
 type Token struct {
+	Row    int // where the file holds it, numbered as RowError.Row
 	Serial string
 	Secret Secret
 	Params
@@ -19,15 +20,28 @@ type Token struct {
 	Counter uint64 // HOTP only
 }
 
-// RowError is why one entry of an import file was rejected. Row is the line
-// number for CSV (the header is line 1) and the 1-based KeyPackage index for
-// PSKC. Serial is the entry's serial when it is well formed, else empty.
-// Reason is one of a fixed set of messages and never holds file content.
+// RowError is why one entry of an import file was rejected, or skipped.
+// Row is the line number for CSV (the header is line 1) and the 1-based
+// KeyPackage index for PSKC. Serial is the entry's serial when it is well
+// formed, else empty. Reason is one of a fixed set of messages and never
+// holds file content.
 type RowError struct {
-	Row    int
-	Serial string
-	Reason string
+	Row    int    `json:"row"`
+	Serial string `json:"serial"`
+	Reason string `json:"reason"`
 }
+
+// Parsed is what an import file holds: the tokens to import, in file
+// order, the entries rejected and the entries skipped because they are not
+// token cards (a PSKC PIN key), each with its reason.
+type Parsed struct {
+	Tokens   []Token
+	Rejected []RowError
+	Skipped  []RowError
+}
+
+// utf8BOM is the byte-order mark a file may start with.
+var utf8BOM = []byte("\xef\xbb\xbf")
 
 // Error returns "mfa: row N (serial S): reason".
 func (e RowError) Error() string {
@@ -70,6 +84,7 @@ const (
 	reasonNoEncKey       = "encrypted secret but no EncryptionKey"
 	reasonEncryptedParam = "encrypted parameters are not supported"
 	reasonPIN            = "PIN usage mode not supported"
+	reasonPINKey         = "a PIN, not a token card: skipped"
 )
 
 func validSerial(s string) bool {
@@ -85,13 +100,28 @@ func validSerial(s string) bool {
 	return true
 }
 
-// importSet collects tokens and row errors and rejects duplicates. Serials
-// are compared case-insensitively, as a person reading a card would.
+// importSet collects tokens, row errors and skipped rows, and rejects
+// duplicates. Serials are compared case-insensitively, as a person reading a
+// card would.
 type importSet struct {
 	tokens  []Token
 	errs    []RowError
+	skipped []RowError
 	serials map[string]bool
 	secrets map[string]bool
+}
+
+func (s *importSet) parsed() Parsed {
+	return Parsed{Tokens: s.tokens, Rejected: s.errs, Skipped: s.skipped}
+}
+
+// skip records a row that is not a token; its serial is not checked for
+// duplicates.
+func (s *importSet) skip(row int, serial, reason string) {
+	if !validSerial(serial) {
+		serial = ""
+	}
+	s.skipped = append(s.skipped, RowError{Row: row, Serial: serial, Reason: reason})
 }
 
 func newImportSet() *importSet {
@@ -118,6 +148,7 @@ func (s *importSet) add(row int, tok Token) {
 		return
 	}
 	s.secrets[string(tok.Secret)] = true
+	tok.Row = row
 	s.tokens = append(s.tokens, tok)
 }
 

@@ -122,6 +122,9 @@ func runTokens(ctx context.Context, args []string, getenv func(string) string, s
 	defer st.Close()
 	im := inventory.Importer{Store: st, Keys: keys}
 	res, err := im.Import(ctx, f, opts)
+	for _, r := range res.Skipped {
+		fmt.Fprintf(stderr, "row %d %s: %s\n", r.Row, r.Serial, r.Reason)
+	}
 	if errors.Is(err, inventory.ErrRejected) {
 		for _, r := range res.Rejected {
 			fmt.Fprintf(stderr, "row %d %s: %s\n", r.Row, r.Serial, r.Reason)
