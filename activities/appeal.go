@@ -377,7 +377,8 @@ func (a *Activities) DeleteDocuments(ctx context.Context, in workflows.DeleteDoc
 
 // UnbindAll unbinds the account after an approved appeal: it revokes every
 // virtual and hardware device not yet revoked (the security-center token
-// stays), returns their cards to the inventory, resets the failure budget,
+// stays), returns their cards to the inventory, clears the recovery codes,
+// resets the failure budget,
 // turns protection off (the owner binds anew), asks the console to revoke
 // the account's sessions (message "revoke-<appeal>"), tells the old
 // channels, and audits AuditAppealUnbind. The audit entry comes last and
@@ -420,6 +421,11 @@ func (a *Activities) UnbindAll(ctx context.Context, in workflows.UnbindAllInput)
 				return out, fmt.Errorf("unbind: release card: %w", err)
 			}
 		}
+	}
+	// The recovery codes go with the devices: they are factors too, and the
+	// owner's first new binding makes a new set (SPEC §6b).
+	if _, err := a.Store.ClearRecoveryCodes(ctx, in.AccountID); err != nil {
+		return out, fmt.Errorf("unbind: clear recovery codes: %w", err)
 	}
 	if err := a.Store.ResetBudget(ctx, in.AccountID); err != nil {
 		return out, fmt.Errorf("unbind: reset budget: %w", err)

@@ -243,6 +243,32 @@ func (a *Activities) activeDevices(ctx context.Context, accountID string) (int, 
 	return n, nil
 }
 
+// checkFactorRule refuses to bind while an unbind appeal of the account is
+// open, and refuses a binding made without a step-up proof (the account
+// had no device when it started) once the account has a device (SPEC §6a).
+func (a *Activities) checkFactorRule(ctx context.Context, accountID, stepUp string) error {
+	appeals, err := a.Store.ListAppeals(ctx, "", accountID, 10)
+	if err != nil {
+		return fmt.Errorf("list appeals: %w", err)
+	}
+	for _, ap := range appeals {
+		if ap.ClosedAt.IsZero() {
+			return businessErr("binding: an unbind appeal of the account is open", workflows.ErrTypeAppealOpen, nil)
+		}
+	}
+	if stepUp != "" && stepUp != "none" {
+		return nil
+	}
+	n, err := a.activeDevices(ctx, accountID)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		return businessErr("binding: the account has a device now; start again with a proof", workflows.ErrTypeStepUpRequired, nil)
+	}
+	return nil
+}
+
 func (a *Activities) checkDeviceLimit(ctx context.Context, accountID string) error {
 	n, err := a.activeDevices(ctx, accountID)
 	if err != nil {
@@ -348,6 +374,9 @@ func (a *Activities) ConfirmVirtual(ctx context.Context, in workflows.ConfirmVir
 		return a.finishBind(ctx, d, in.Protection, in.Actor, in.RemoteIP)
 	case store.DeviceRevoked:
 		return out, businessErr("binding: expired", workflows.ErrTypeExpired, nil)
+	}
+	if err := a.checkFactorRule(ctx, in.AccountID, in.StepUp); err != nil {
+		return out, err
 	}
 	if err := a.checkDeviceLimit(ctx, in.AccountID); err != nil {
 		return out, err
@@ -547,6 +576,9 @@ func (a *Activities) ConfirmHardware(ctx context.Context, in workflows.ConfirmHa
 			return out, err
 		}
 		return a.finishBind(ctx, d, in.Protection, in.Actor, in.RemoteIP)
+	}
+	if err := a.checkFactorRule(ctx, in.AccountID, in.StepUp); err != nil {
+		return out, err
 	}
 	if err := a.checkDeviceLimit(ctx, in.AccountID); err != nil {
 		return out, err

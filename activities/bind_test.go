@@ -679,7 +679,7 @@ func TestNoCodesOrSecretsLeak(t *testing.T) {
 		must(t, err)
 		seed := f.importCard(t, "SN-LEAK", mfa.Params{})
 		hc := mfa.TOTP(seed, f.clock.Now(), mfa.Params{})
-		_, err = f.a.ConfirmHardware(c, workflows.ConfirmHardwareInput{AccountID: "acct-1", BindingID: "bind-h", Serial: "SN-LEAK", Code: hc})
+		_, err = f.a.ConfirmHardware(c, workflows.ConfirmHardwareInput{AccountID: "acct-1", BindingID: "bind-h", Serial: "SN-LEAK", Code: hc, StepUp: "code"})
 		must(t, err)
 		secrets = append(secrets, c1, c2, hc, mfa.EncodeSecret(secret), mfa.EncodeSecret(seed), string(secret), string(seed))
 
@@ -720,4 +720,41 @@ func TestNoCodesOrSecretsLeak(t *testing.T) {
 			t.Fatalf("SMS code messages with their code = %d, want 2", smsSeen)
 		}
 	})
+}
+
+// TestFactorSetRuleAtConfirm: a binding started without a proof (the
+// account had no device) is refused at confirm once the account has one,
+// and no binding confirms while an unbind appeal is open (SPEC §6a).
+func TestFactorSetRuleAtConfirm(t *testing.T) {
+	eachStore(t, func(t *testing.T, f *fixture) {
+		c := ctx(t)
+		f.account(t, "acct-r", "+86-9", "")
+		first := f.pendingVirtual(t, "acct-r", "bind-r1")
+		second := f.pendingVirtual(t, "acct-r", "bind-r2")
+		c1, c2 := f.codes(f.secret(t, first), mfa.Params{})
+		_, err := f.a.ConfirmVirtual(c, workflows.ConfirmVirtualInput{AccountID: "acct-r", DeviceID: first, Code1: c1, Code2: c2, StepUp: "none"})
+		must(t, err)
+		c1, c2 = f.codes(f.secret(t, second), mfa.Params{})
+		in := workflows.ConfirmVirtualInput{AccountID: "acct-r", DeviceID: second, Code1: c1, Code2: c2, StepUp: "none"}
+		if _, err := f.a.ConfirmVirtual(c, in); !isAppErr(err, workflows.ErrTypeStepUpRequired) {
+			t.Fatalf("second device without a proof = %v, want StepUpRequired", err)
+		}
+		if _, err := f.st.CreateAppeal(c, store.Appeal{ID: "apl-r", AccountID: "acct-r", ApplicantType: "personal",
+			TokenHash: store.TokenHash("tok-r"), Status: workflows.AppealCollecting}); err != nil {
+			t.Fatal(err)
+		}
+		in.StepUp = "code"
+		if _, err := f.a.ConfirmVirtual(c, in); !isAppErr(err, workflows.ErrTypeAppealOpen) {
+			t.Fatalf("a binding during an open appeal = %v, want AppealOpen", err)
+		}
+		must(t, f.st.SetAppealStatus(c, "apl-r", workflows.AppealCancelled, true, time.Time{}))
+		if _, err := f.a.ConfirmVirtual(c, in); err != nil {
+			t.Fatalf("with a proof and the appeal closed: %v", err)
+		}
+	})
+}
+
+func isAppErr(err error, typ string) bool {
+	var ae *temporal.ApplicationError
+	return errors.As(err, &ae) && ae.Type() == typ
 }

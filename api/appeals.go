@@ -21,6 +21,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/mfaflow/mfaflow/blob"
+	"github.com/mfaflow/mfaflow/console"
 	"github.com/mfaflow/mfaflow/internal/validate"
 	"github.com/mfaflow/mfaflow/store"
 	"github.com/mfaflow/mfaflow/workflows"
@@ -490,29 +491,32 @@ func (s *Server) handleCancelAppeal() gin.HandlerFunc {
 	}
 }
 
-// DeviceUsedHook returns the console service's OnDeviceUsed hook: a
-// successful use of a device of an account whose appeal is cooling down
-// tells that appeal, which cancels itself (whoever still has the device is
-// the owner). A failed signal is logged; the verification itself stands.
-func DeviceUsedHook(st store.AppealStore, tc client.Client, log *slog.Logger) func(ctx context.Context, accountID, deviceID string) {
+// FactorUsedHook returns the console service's OnFactorUsed hook: a
+// successful use of a factor of an account with an open appeal tells the
+// appeals filed after the factor became active (SPEC §6a: a factor bound
+// or made after the filing never cancels it); one in cool-down cancels
+// itself, since whoever still has the factor is its owner. A failed signal
+// is logged; the verification itself stands.
+func FactorUsedHook(st store.AppealStore, tc client.Client, log *slog.Logger) func(ctx context.Context, accountID string, u console.FactorUse) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return func(ctx context.Context, accountID, deviceID string) {
+	return func(ctx context.Context, accountID string, u console.FactorUse) {
 		// Every open appeal is told; only one in cool-down acts on it. (The
 		// store's status mirror may lag the workflow by a moment.)
 		appeals, err := st.ListAppeals(ctx, "", accountID, 10)
 		if err != nil {
-			log.WarnContext(ctx, "device-used hook: list appeals failed", "err", err)
+			log.WarnContext(ctx, "factor-used hook: list appeals failed", "err", err)
 			return
 		}
 		for _, a := range appeals {
-			if !a.ClosedAt.IsZero() {
+			if !a.ClosedAt.IsZero() || !u.ActiveSince.Before(a.CreatedAt) {
 				continue
 			}
-			err := tc.SignalWorkflow(context.WithoutCancel(ctx), a.ID, "", workflows.SignalDeviceUsed, workflows.DeviceUsedSignal{DeviceID: deviceID, At: time.Now().UTC()})
+			err := tc.SignalWorkflow(context.WithoutCancel(ctx), a.ID, "", workflows.SignalDeviceUsed, workflows.DeviceUsedSignal{
+				DeviceID: u.ID, At: time.Now().UTC(), Factor: u.Kind, ActiveSince: u.ActiveSince.UTC()})
 			if err != nil {
-				log.WarnContext(ctx, "device-used hook: signal failed", "appeal_id", a.ID, "err", err)
+				log.WarnContext(ctx, "factor-used hook: signal failed", "appeal_id", a.ID, "err", err)
 			}
 		}
 	}

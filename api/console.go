@@ -133,6 +133,10 @@ func bindingError(err error) error {
 		return errorf(http.StatusUnprocessableEntity, "no_bound_phone", "the account has no bound phone to send the code to")
 	case workflows.ErrTypeNoAccount:
 		return errorf(http.StatusNotFound, "not_found", "no such account")
+	case workflows.ErrTypeStepUpRequired:
+		return console.ErrStepUpRequired
+	case workflows.ErrTypeAppealOpen:
+		return console.ErrAppealOpen
 	case workflows.ErrTypeUnavailable:
 		return errorf(http.StatusServiceUnavailable, "unavailable", "a dependency is unavailable; try again shortly")
 	}
@@ -152,7 +156,8 @@ func (s *Server) handleCreateBinding() gin.HandlerFunc {
 			return
 		}
 		var req struct {
-			DeviceType string `json:"device_type"`
+			DeviceType string     `json:"device_type"`
+			Proof      *proofBody `json:"proof"`
 		}
 		if !s.decode(c, &req) {
 			return
@@ -161,11 +166,23 @@ func (s *Server) handleCreateBinding() gin.HandlerFunc {
 			fail(c, s.log, invalidField("device_type", `must be "virtual" or "hardware"`))
 			return
 		}
-		if _, err := s.deps.Store.GetAccount(c.Request.Context(), accountID); err != nil {
+		proof, err := stepUpProof("", req.Proof)
+		if err != nil {
 			fail(c, s.log, err)
 			return
 		}
-		in := workflows.BindDeviceInput{AccountID: accountID, DeviceType: req.DeviceType, BindingID: newBindingID(), RequestedBy: "console", RemoteIP: c.ClientIP()}
+		// The factor-set rule comes before the workflow starts, so a
+		// binding refused for want of a proof sends no SMS and tells
+		// nothing (SPEC §6a). Every start needs it, a resumed binding too:
+		// whoever holds the bound phone alone must never reach the SMS step
+		// of an account that has a device.
+		up, err := s.deps.ConsoleService.StepUp(c.Request.Context(), caller(c), accountID, proof, "device.bind")
+		if err != nil {
+			fail(c, s.log, err)
+			return
+		}
+		in := workflows.BindDeviceInput{AccountID: accountID, DeviceType: req.DeviceType, BindingID: newBindingID(), RequestedBy: "console", RemoteIP: c.ClientIP(),
+			StepUp: up.Method, StepUpDevice: up.DeviceID}
 		st, err := startWithUpdate[workflows.BindingState](c.Request.Context(), s.deps.Temporal, workflows.BindWorkflowID(accountID),
 			enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE, "BindDevice", in, workflows.UpdateBegin)
 		if err != nil {
@@ -352,7 +369,18 @@ func (s *Server) handleBindingConfirm() gin.HandlerFunc {
 			fail(c, s.log, err)
 			return
 		}
-		c.JSON(http.StatusOK, gin.H{"binding_id": st.BindingID, "status": st.Status, "device": viewDevice(d), "protection": protectionView(p)})
+		body := gin.H{"binding_id": st.BindingID, "status": st.Status, "device": viewDevice(d), "protection": protectionView(p)}
+		// The account's first set of recovery codes comes with the binding
+		// that leaves it with a device and no codes, shown this once.
+		codes, err := s.deps.ConsoleService.InitRecoveryCodes(c.Request.Context(), caller(c), accountID)
+		if err != nil {
+			s.log.WarnContext(c.Request.Context(), "recovery codes not made after a binding", "account_id", accountID, "err", err)
+		}
+		if codes != nil {
+			body["recovery_codes"] = codes
+			c.Header("Cache-Control", "no-store")
+		}
+		c.JSON(http.StatusOK, body)
 	}
 }
 
@@ -371,7 +399,12 @@ func (s *Server) handleGetMFA() gin.HandlerFunc {
 		for _, d := range devs {
 			out = append(out, viewDevice(d))
 		}
-		c.JSON(http.StatusOK, gin.H{"account_id": accountID, "devices": out, "protection": protectionView(p)})
+		left, err := s.deps.ConsoleService.RecoveryCodesRemaining(c.Request.Context(), accountID)
+		if err != nil {
+			fail(c, s.log, err)
+			return
+		}
+		c.JSON(http.StatusOK, gin.H{"account_id": accountID, "devices": out, "protection": protectionView(p), "recovery_codes_remaining": left})
 	}
 }
 
@@ -382,9 +415,10 @@ func (s *Server) handlePutProtection() gin.HandlerFunc {
 			return
 		}
 		var req struct {
-			Login     *bool  `json:"login"`
-			Operation *bool  `json:"operation"`
-			Code      string `json:"code"`
+			Login     *bool      `json:"login"`
+			Operation *bool      `json:"operation"`
+			Code      string     `json:"code"`
+			Proof     *proofBody `json:"proof"`
 		}
 		if !s.decode(c, &req) {
 			return
@@ -397,10 +431,12 @@ func (s *Server) handlePutProtection() gin.HandlerFunc {
 			fail(c, s.log, invalidField("operation", "required: true or false"))
 			return
 		}
-		if !s.validCodes(c, "code", req.Code) {
+		proof, err := stepUpProof(req.Code, req.Proof)
+		if err != nil {
+			fail(c, s.log, err)
 			return
 		}
-		p, err := s.deps.ConsoleService.SetProtection(c.Request.Context(), caller(c), accountID, req.Code, store.Protection{Login: *req.Login, Operation: *req.Operation})
+		p, err := s.deps.ConsoleService.SetProtection(c.Request.Context(), caller(c), accountID, proof, store.Protection{Login: *req.Login, Operation: *req.Operation})
 		if err != nil {
 			fail(c, s.log, err)
 			return
@@ -431,9 +467,10 @@ func (s *Server) handleVerify() gin.HandlerFunc {
 			return
 		}
 		var req struct {
-			Code      string         `json:"code"`
-			Purpose   string         `json:"purpose"`
-			Operation *operationBody `json:"operation"`
+			Code         string         `json:"code"`
+			RecoveryCode string         `json:"recovery_code"`
+			Purpose      string         `json:"purpose"`
+			Operation    *operationBody `json:"operation"`
 		}
 		if !s.decode(c, &req) {
 			return
@@ -453,6 +490,10 @@ func (s *Server) handleVerify() gin.HandlerFunc {
 			op = console.Operation{Action: req.Operation.Action, Resource: req.Operation.Resource}
 		default:
 			fail(c, s.log, invalidField("purpose", `must be "login" or "operation"`))
+			return
+		}
+		if req.RecoveryCode != "" {
+			s.verifyRecoveryCode(c, accountID, req.Code, req.RecoveryCode, req.Purpose)
 			return
 		}
 		if !s.validCodes(c, "code", req.Code) {
@@ -543,15 +584,18 @@ func (s *Server) handleDeleteDevice() gin.HandlerFunc {
 			return
 		}
 		var req struct {
-			Code string `json:"code"`
+			Code  string     `json:"code"`
+			Proof *proofBody `json:"proof"`
 		}
 		if !s.decode(c, &req) {
 			return
 		}
-		if !s.validCodes(c, "code", req.Code) {
+		proof, err := stepUpProof(req.Code, req.Proof)
+		if err != nil {
+			fail(c, s.log, err)
 			return
 		}
-		if err := s.deps.ConsoleService.Unbind(c.Request.Context(), caller(c), accountID, deviceID, req.Code); err != nil {
+		if err := s.deps.ConsoleService.Unbind(c.Request.Context(), caller(c), accountID, deviceID, proof); err != nil {
 			fail(c, s.log, err)
 			return
 		}
@@ -585,4 +629,28 @@ func (s *Server) handleLoginProtectionVerify() gin.HandlerFunc {
 		}
 		c.JSON(http.StatusOK, gin.H{"verified": true, "method": a.LoginMethod})
 	}
+}
+
+// verifyRecoveryCode answers a login verification made with a recovery
+// code: it passes login protection once (SPEC §6b); an operation needs a
+// device.
+func (s *Server) verifyRecoveryCode(c *gin.Context, accountID, code, recoveryCode, purpose string) {
+	if code != "" {
+		fail(c, s.log, invalidField("recovery_code", "give either a code or a recovery_code, not both"))
+		return
+	}
+	if purpose != console.PurposeLogin {
+		fail(c, s.log, invalidField("recovery_code", "a recovery code passes login protection only; operations need a code of a device"))
+		return
+	}
+	if _, err := mfa.NormalizeRecoveryCode(recoveryCode); err != nil {
+		fail(c, s.log, invalidField("recovery_code", "a recovery code is 10 letters and digits, such as 7KQ4M-X2PRD"))
+		return
+	}
+	left, err := s.deps.ConsoleService.VerifyRecoveryCode(c.Request.Context(), caller(c), accountID, recoveryCode)
+	if err != nil {
+		fail(c, s.log, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"verified": true, "method": "recovery_code", "recovery_codes_remaining": left})
 }

@@ -49,9 +49,10 @@ type Service struct {
 	// ResyncWindow is the resync search window in steps; 0: 10.
 	ResyncWindow int
 	Now          func() time.Time
-	// OnDeviceUsed, when set, is told of every successful use of a device
-	// (an unbind appeal in cool-down is cancelled by it).
-	OnDeviceUsed func(ctx context.Context, accountID, deviceID string)
+	// OnFactorUsed, when set, is told of every successful use of a factor
+	// while an unbind appeal of the account is open (one in cool-down is
+	// cancelled by a factor that was active when it was filed).
+	OnFactorUsed func(ctx context.Context, accountID string, u FactorUse)
 }
 
 func (s *Service) now() time.Time {
@@ -142,12 +143,6 @@ func (s *Service) grantTTL() time.Duration {
 	return s.GrantTTL
 }
 
-// checkDevices verifies code against every active MFA device of the account,
-// auditing and notifying replays. It returns the device that matched.
-func (s *Service) checkDevices(ctx context.Context, c Caller, accountID, code, action string) (string, error) {
-	return s.checkCode(ctx, c, store.CheckRequest{AccountID: accountID, Types: mfaTypes}, code, action, nil)
-}
-
 // checkCode runs one code check in two store calls: BeginCheck reads the
 // account's protection and devices and spends one attempt of its failure
 // budget; the code is evaluated against every device (mfa.MatchAny); and
@@ -196,7 +191,8 @@ func (s *Service) checkCode(ctx context.Context, c Caller, r store.CheckRequest,
 		return "", err
 	}
 	for _, m := range matched {
-		deviceID := cands[m.Index].DeviceID
+		dev := start.Devices[m.Index]
+		deviceID := dev.ID
 		f := store.CheckFinish{AccountID: accountID, DeviceID: deviceID, Step: m.Step, At: now}
 		if success != nil {
 			if err := success(deviceID, &f); err != nil {
@@ -210,8 +206,8 @@ func (s *Service) checkCode(ctx context.Context, c Caller, r store.CheckRequest,
 		if ok {
 			// Whoever still has the device is its owner: an appeal to
 			// unbind it that is cooling down cancels itself.
-			if start.OpenAppeal && s.OnDeviceUsed != nil {
-				s.OnDeviceUsed(ctx, accountID, deviceID)
+			if start.OpenAppeal {
+				s.factorUsed(ctx, accountID, FactorUse{Kind: FactorDevice, ID: deviceID, ActiveSince: dev.BoundAt})
 			}
 			return deviceID, nil
 		}
@@ -293,20 +289,38 @@ func (s *Service) ConsumeGrant(ctx context.Context, c Caller, accountID, token s
 	return g, nil
 }
 
-// SetProtection changes the protection scope after a valid code from an
-// active device, audits and notifies. It returns ErrNoDevice and the mfa errors.
-func (s *Service) SetProtection(ctx context.Context, c Caller, accountID, code string, p store.Protection) (store.Protection, error) {
-	deviceID, err := s.checkDevices(ctx, c, accountID, code, "protection.set")
+// SetProtection changes the protection scope after a step-up proof (a code
+// of an active device or a recovery code; see StepUp), audits and tells the
+// old channels. It returns ErrNoDevice for an account without an active
+// device, and the errors of StepUp.
+func (s *Service) SetProtection(ctx context.Context, c Caller, accountID string, proof Proof, p store.Protection) (store.Protection, error) {
+	up, err := s.StepUp(ctx, c, accountID, proof, "protection.set")
 	if err != nil {
 		return store.Protection{}, err
 	}
+	if up.Method == StepUpNone {
+		return store.Protection{}, ErrNoDevice
+	}
+	deviceID := up.DeviceID
 	out, err := s.Store.SetProtection(ctx, accountID, p)
 	if err != nil {
 		return store.Protection{}, err
 	}
-	s.audit(ctx, c, accountID, "protection.set", "ok", deviceID, map[string]string{"login": strconv.FormatBool(p.Login), "operation": strconv.FormatBool(p.Operation)})
-	s.notifyOwner(ctx, accountID, "protection_changed", fmt.Sprintf("Your MFA protection settings changed: login protection %s, operation protection %s.", onOff(p.Login), onOff(p.Operation)))
+	s.audit(ctx, c, accountID, "protection.set", "ok", deviceID, map[string]string{"login": strconv.FormatBool(p.Login), "operation": strconv.FormatBool(p.Operation), "step_up": up.Method})
+	s.notifyOwner(ctx, accountID, "protection_changed", fmt.Sprintf("Your MFA protection settings changed at %s: login protection %s, operation protection %s. If this was not you, contact support at once.",
+		s.now().UTC().Format("2006-01-02 15:04 UTC"), onOff(p.Login), onOff(p.Operation)))
 	return out, nil
+}
+
+// describeDevice names a device for a notice, without any secret.
+func describeDevice(d store.Device) string {
+	switch d.Type {
+	case store.Hardware:
+		return "token card " + d.Serial
+	case store.Virtual:
+		return "authenticator app"
+	}
+	return string(d.Type)
 }
 
 func onOff(b bool) string {
@@ -379,14 +393,20 @@ func (s *Service) Resync(ctx context.Context, c Caller, accountID, code1, code2 
 		return store.Device{}, 0, err
 	}
 	s.audit(ctx, c, accountID, "device.resync", "ok", card.ID, map[string]string{"drift_steps": strconv.FormatInt(drift, 10), "serial": card.Serial})
+	// A resync proves possession of the card as much as a code does.
+	s.factorUsed(ctx, accountID, FactorUse{Kind: FactorResync, ID: card.ID, ActiveSince: card.BoundAt})
 	card.Drift = drift
 	return card, drift, nil
 }
 
-// Unbind revokes one of the account's devices after a valid code from any of
-// its active devices, returns a hardware card to the pool, audits and
-// notifies. It returns store.ErrNotFound for a device of another account.
-func (s *Service) Unbind(ctx context.Context, c Caller, accountID, deviceID, code string) error {
+// Unbind revokes one of the account's devices after a step-up proof (a code
+// of any of its active devices, or a recovery code; see StepUp), returns a
+// hardware card to the pool, audits and tells the old channels. Removing
+// the last device also retires the recovery codes: an account without a
+// device has no MFA, and its next first binding makes a new set. It
+// returns store.ErrNotFound for a device of another account, and the
+// errors of StepUp.
+func (s *Service) Unbind(ctx context.Context, c Caller, accountID, deviceID string, proof Proof) error {
 	d, err := s.Store.GetDevice(ctx, deviceID)
 	if err != nil {
 		return err
@@ -394,7 +414,7 @@ func (s *Service) Unbind(ctx context.Context, c Caller, accountID, deviceID, cod
 	if d.AccountID != accountID || d.Status != store.DeviceActive || (d.Type != store.Virtual && d.Type != store.Hardware) {
 		return store.ErrNotFound
 	}
-	by, err := s.checkDevices(ctx, c, accountID, code, "device.unbind")
+	up, err := s.StepUp(ctx, c, accountID, proof, "device.unbind")
 	if err != nil {
 		return err
 	}
@@ -406,8 +426,21 @@ func (s *Service) Unbind(ctx context.Context, c Caller, accountID, deviceID, cod
 			s.logger().WarnContext(ctx, "release token failed", "device_id", d.ID, "err", err)
 		}
 	}
-	s.audit(ctx, c, accountID, "device.unbind", "ok", deviceID, map[string]string{"type": string(d.Type), "verified_with": by})
-	s.notifyOwner(ctx, accountID, "device_unbound", "An MFA device was removed from your account. If this was not you, contact support at once.")
+	details := map[string]string{"type": string(d.Type), "step_up": up.Method}
+	if up.DeviceID != "" {
+		details["verified_with"] = up.DeviceID
+	}
+	left, err := s.activeDevices(ctx, accountID, mfaTypes...)
+	if err == nil && len(left) == 0 {
+		if n, err := s.Store.ClearRecoveryCodes(ctx, accountID); err != nil {
+			s.logger().WarnContext(ctx, "clear recovery codes failed", "account_id", accountID, "err", err)
+		} else {
+			details["recovery_codes_cleared"] = strconv.Itoa(n)
+		}
+	}
+	s.audit(ctx, c, accountID, "device.unbind", "ok", deviceID, details)
+	s.notifyOwner(ctx, accountID, "device_unbound", fmt.Sprintf("An MFA device (%s) was removed from your account at %s. If this was not you, contact support at once.",
+		describeDevice(d), s.now().UTC().Format("2006-01-02 15:04 UTC")))
 	return nil
 }
 

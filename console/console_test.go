@@ -153,13 +153,13 @@ func TestSetProtectionNeedsACode(t *testing.T) {
 		ctx := context.Background()
 		fx.account(t, "a3", store.LoginMFA)
 		_, secret := fx.device(t, "a3", store.Virtual, "")
-		if _, err := fx.svc.SetProtection(ctx, console.Caller{}, "a3", "000000", store.Protection{Login: true}); !errors.Is(err, mfa.ErrInvalidCode) {
+		if _, err := fx.svc.SetProtection(ctx, console.Caller{}, "a3", console.Proof{Code: "000000"}, store.Protection{Login: true}); !errors.Is(err, mfa.ErrInvalidCode) {
 			t.Fatalf("wrong code: %v", err)
 		}
 		if p, _ := fx.st.GetProtection(ctx, "a3"); p.Login {
 			t.Fatal("protection changed by a wrong code")
 		}
-		p, err := fx.svc.SetProtection(ctx, console.Caller{}, "a3", mfa.TOTP(secret, fx.now, mfa.Params{}), store.Protection{Login: true, Operation: true})
+		p, err := fx.svc.SetProtection(ctx, console.Caller{}, "a3", console.Proof{Code: mfa.TOTP(secret, fx.now, mfa.Params{})}, store.Protection{Login: true, Operation: true})
 		if err != nil || !p.Login || !p.Operation {
 			t.Fatalf("SetProtection = %+v, %v", p, err)
 		}
@@ -230,13 +230,13 @@ func TestUnbindAndLoginMethod(t *testing.T) {
 			t.Fatalf("Devices = %+v", devs)
 		}
 		// Another account's device cannot be unbound.
-		if err := fx.svc.Unbind(ctx, console.Caller{}, "a5", other.ID, mfa.TOTP(appSecret, fx.now, mfa.Params{})); !errors.Is(err, store.ErrNotFound) {
+		if err := fx.svc.Unbind(ctx, console.Caller{}, "a5", other.ID, console.Proof{Code: mfa.TOTP(appSecret, fx.now, mfa.Params{})}); !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("unbinding another account's device: %v", err)
 		}
-		if err := fx.svc.Unbind(ctx, console.Caller{}, "a5", app.ID, "000000"); !errors.Is(err, mfa.ErrInvalidCode) {
+		if err := fx.svc.Unbind(ctx, console.Caller{}, "a5", app.ID, console.Proof{Code: "000000"}); !errors.Is(err, mfa.ErrInvalidCode) {
 			t.Fatalf("unbind with a wrong code: %v", err)
 		}
-		if err := fx.svc.Unbind(ctx, console.Caller{}, "a5", app.ID, mfa.TOTP(appSecret, fx.now, mfa.Params{})); err != nil {
+		if err := fx.svc.Unbind(ctx, console.Caller{}, "a5", app.ID, console.Proof{Code: mfa.TOTP(appSecret, fx.now, mfa.Params{})}); err != nil {
 			t.Fatalf("unbind: %v", err)
 		}
 		if d, _ := fx.st.GetDevice(ctx, app.ID); d.Status != store.DeviceRevoked {

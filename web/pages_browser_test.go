@@ -98,7 +98,7 @@ func startAppealStack(t *testing.T) *appealStack {
 		Store:    st,
 		Temporal: ts.GetDefaultClient(),
 		ConsoleService: &console.Service{Store: st, Keys: keys, Notifier: outbox,
-			OnDeviceUsed: api.DeviceUsedHook(st, ts.GetDefaultClient(), nil)},
+			OnFactorUsed: api.FactorUsedHook(st, ts.GetDefaultClient(), nil)},
 		Documents:        blobs,
 		Appeals:          api.AppealConfig{Cooldown: 0, DocumentDeadline: time.Hour, ReviewSLA: time.Hour, Retention: time.Hour, PublicURL: url},
 		OwnerCancelToken: func(id string) string { return activities.OwnerCancelToken(keys, id) },

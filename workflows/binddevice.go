@@ -68,6 +68,7 @@ type ConfirmVirtualInput struct {
 	Protection Protection
 	Actor      string // for the audit log
 	RemoteIP   string
+	StepUp     string // BindDeviceInput.StepUp
 }
 
 // ConfirmHardwareInput is the argument of ConfirmHardware.
@@ -79,6 +80,7 @@ type ConfirmHardwareInput struct {
 	Protection Protection
 	Actor      string
 	RemoteIP   string
+	StepUp     string // BindDeviceInput.StepUp
 }
 
 // ConfirmResult is the result of ConfirmVirtual and ConfirmHardware.
@@ -114,6 +116,7 @@ var businessErrTypes = []string{
 	ErrTypeInvalidCode, ErrTypeLocked, ErrTypeReplayed, ErrTypeNotConsecutive,
 	ErrTypeSerialUnknown, ErrTypeSerialUnavailable, ErrTypeTooManyDevices, ErrTypeWrongState,
 	ErrTypeExpired, ErrTypeSMSExhausted, ErrTypeNoPhone, ErrTypeNoAccount, ErrTypeMalformed,
+	ErrTypeStepUpRequired, ErrTypeAppealOpen,
 }
 
 // BindDevice binds an MFA device to an account (SPEC §1, §6). It is driven
@@ -336,7 +339,7 @@ func BindDevice(ctx workflow.Context, in BindDeviceInput) (BindingState, error) 
 			}
 			err = workflow.ExecuteActivity(ctx, ActivityConfirmHardware, ConfirmHardwareInput{
 				AccountID: in.AccountID, BindingID: in.BindingID, Serial: u.Serial, Code: u.Code,
-				Protection: u.Protection, Actor: in.RequestedBy, RemoteIP: in.RemoteIP,
+				Protection: u.Protection, Actor: in.RequestedBy, RemoteIP: in.RemoteIP, StepUp: in.StepUp,
 			}).Get(ctx, &out)
 		} else {
 			if err := stateErr(BindingAwaitingDeviceCodes); err != nil {
@@ -344,14 +347,14 @@ func BindDevice(ctx workflow.Context, in BindDeviceInput) (BindingState, error) 
 			}
 			err = workflow.ExecuteActivity(ctx, ActivityConfirmVirtual, ConfirmVirtualInput{
 				AccountID: in.AccountID, BindingID: in.BindingID, DeviceID: st.DeviceID, Code1: u.Code1, Code2: u.Code2,
-				Protection: u.Protection, Actor: in.RequestedBy, RemoteIP: in.RemoteIP,
+				Protection: u.Protection, Actor: in.RequestedBy, RemoteIP: in.RemoteIP, StepUp: in.StepUp,
 			}).Get(ctx, &out)
 		}
 		if err != nil {
 			err = answer(err)
 			// Wrong codes, a lock or an unavailable card leave the binding
 			// waiting for another try; the failure budget limits them.
-			if isType(err, ErrTypeTooManyDevices, ErrTypeWrongState) {
+			if isType(err, ErrTypeTooManyDevices, ErrTypeWrongState, ErrTypeStepUpRequired, ErrTypeAppealOpen) {
 				fail(ctx)
 			}
 			return st, err

@@ -58,6 +58,8 @@ const (
 	ErrTypeNoPhone           = "NoPhone"           // the account has no bound phone
 	ErrTypeNoAccount         = "NoAccount"         // the account is not in the directory
 	ErrTypeUnavailable       = "Unavailable"       // the store or notifier did not answer in time; try again
+	ErrTypeStepUpRequired    = "StepUpRequired"    // the account has a device now, and the binding started without a proof
+	ErrTypeAppealOpen        = "AppealOpen"        // an unbind appeal of the account is open: its factor set cannot change
 )
 
 // BindDeviceInput starts a binding.
@@ -67,6 +69,14 @@ type BindDeviceInput struct {
 	BindingID   string // the workflow run's public id, returned to the console
 	RequestedBy string // for the audit log, e.g. "console"
 	RemoteIP    string
+	// StepUp is how the console authorised the binding (SPEC §6a): "none"
+	// (or empty, for bindings started before the rule) for an account
+	// without an active device, "code" or "recovery_code" otherwise. A
+	// binding without a proof is refused at confirm when the account has
+	// gained a device meanwhile. It never holds the proof itself.
+	StepUp string
+	// StepUpDevice is the device whose code was the proof, if any.
+	StepUpDevice string
 }
 
 // BindingState is the binding as the console sees it.

@@ -684,9 +684,20 @@ func UnbindAppeal(ctx workflow.Context, in AppealInput) (AppealState, error) {
 			if err := mu.Lock(ctx); err != nil {
 				return
 			}
-			if st.Status == AppealCoolingDown {
-				setStatus(ctx, AppealCancelled, "the MFA device was used, so it is not lost")
-				audit("system", AuditAppealCancel, "ok", map[string]string{"by": "device_used", "device_id": s.DeviceID})
+			// Only a factor that was active when the appeal was filed
+			// proves the owner still has it (SPEC §6a); signals from
+			// before the rule carry no time and count.
+			filedBefore := s.ActiveSince.IsZero() || s.ActiveSince.Before(workflow.GetInfo(ctx).WorkflowStartTime)
+			if st.Status == AppealCoolingDown && filedBefore {
+				note, by, subject := "the MFA device was used, so it is not lost", "device_used", "device_id"
+				switch s.Factor {
+				case "recovery_code":
+					note, by, subject = "a recovery code of the account was used, so the owner can still sign in", "recovery_code_used", "recovery_code_id"
+				case "resync":
+					note, by = "the token card was resynchronised, so it is not lost", "device_resynced"
+				}
+				setStatus(ctx, AppealCancelled, note)
+				audit("system", AuditAppealCancel, "ok", map[string]string{"by": by, subject: s.DeviceID})
 				notice(AppealEventDeviceUsed, time.Time{})
 			}
 			mu.Unlock()

@@ -152,10 +152,18 @@ type CancelInput struct {
 	By string // CancelByApplicant or CancelByOwner
 }
 
-// DeviceUsedSignal says a device of the account verified a code.
+// DeviceUsedSignal says a factor of the account was used successfully: a
+// device verified a code, a recovery code was used or a card resynced.
 type DeviceUsedSignal struct {
-	DeviceID string
+	DeviceID string // the device or recovery code
 	At       time.Time
+	// Factor is "device", "recovery_code" or "resync"; empty in signals
+	// sent before it existed (a device).
+	Factor string
+	// ActiveSince is when the factor became active (device bound, code set
+	// made). Only a factor active before the appeal was filed cancels it;
+	// zero in signals sent before it existed.
+	ActiveSince time.Time
 }
 
 // TimelineEvent is one step of the appeal, without reviewer identities.

@@ -130,7 +130,7 @@ func parseKeyring(cfg config.Config) (*mfa.Keyring, error) {
 // consoleService builds the console's verification service. A successful
 // use of a device tells the account's appeal in cool-down (it cancels).
 func consoleService(st store.Store, keys *mfa.Keyring, n notify.Notifier, tc client.Client, log *slog.Logger) *console.Service {
-	return &console.Service{Store: st, Keys: keys, Notifier: n, Log: log, OnDeviceUsed: api.DeviceUsedHook(st, tc, log)}
+	return &console.Service{Store: st, Keys: keys, Notifier: n, Log: log, OnFactorUsed: api.FactorUsedHook(st, tc, log)}
 }
 
 // newActivities builds the workflows' activities.

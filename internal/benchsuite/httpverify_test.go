@@ -265,7 +265,7 @@ func verifyTarget(tb testing.TB, name string, st store.Store) *httpTarget {
 		// As production wires it (cmd/mfaflow): every successful use looks
 		// for the account's open appeals. None is open here, so the
 		// Temporal client it would signal is never called.
-		OnDeviceUsed: api.DeviceUsedHook(st, nil, logger)}
+		OnFactorUsed: api.FactorUsedHook(st, nil, logger)}
 	srv := api.NewServer(api.Deps{
 		Store: st, ConsoleService: svc, Notifier: outbox, Keys: keys,
 		Console: auth.NewConsoleKeys([]string{consoleKey}), Logger: logger, Now: frozen,

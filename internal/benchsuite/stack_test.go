@@ -77,7 +77,7 @@ func newStack(tb testing.TB) *stack {
 		Store:    st,
 		Temporal: tc,
 		ConsoleService: &console.Service{Store: st, Keys: keys, Notifier: outbox, Log: logger,
-			OnDeviceUsed: api.DeviceUsedHook(st, tc, logger)},
+			OnFactorUsed: api.FactorUsedHook(st, tc, logger)},
 		Documents: blobs,
 		Appeals: api.AppealConfig{Cooldown: 0, DocumentDeadline: time.Hour, ReviewSLA: time.Hour, Retention: time.Hour,
 			PerIPPerHour: 1 << 30, PerAccountPerDay: 1 << 30},

@@ -203,6 +203,11 @@ func accessRows() []accessRow {
 				d := f.devices["unbind"]
 				return accessRequest{params: map[string]string{"account_id": d.account, "device_id": d.id}, json: map[string]any{"code": d.code(0)}}
 			}},
+		{route: "POST /v1/accounts/:account_id/mfa/recovery-codes", want: consoleOnly(201),
+			req: func(f *accessFixtures, _ caller, _ bool) accessRequest {
+				d := f.devices["recovery"]
+				return accessRequest{params: acct(d.account), json: map[string]any{"proof": map[string]string{"code": d.code(0)}}}
+			}},
 		{route: "POST /v1/accounts/:account_id/login-protection/verify", want: consoleOnly(200),
 			req: func(f *accessFixtures, _ caller, _ bool) accessRequest {
 				d := f.devices["login"]
@@ -452,7 +457,7 @@ func newAccessFixtures(t *testing.T) *accessFixtures {
 		Store:    st,
 		Temporal: tc,
 		ConsoleService: &console.Service{Store: st, Keys: s.keys, Notifier: outbox, Now: s.clock.Now,
-			OnDeviceUsed: api.DeviceUsedHook(st, tc, nil)},
+			OnFactorUsed: api.FactorUsedHook(st, tc, nil)},
 		Documents:        s.blobs,
 		Appeals:          appeals,
 		OwnerCancelToken: func(id string) string { return activities.OwnerCancelToken(s.keys, id) },
@@ -498,7 +503,7 @@ func newAccessFixtures(t *testing.T) *accessFixtures {
 	f.bindQR = f.binding(true)
 	f.bindConfirm = f.binding(true)
 
-	for _, name := range []string{"protection", "verify", "grant", "unbind", "login"} {
+	for _, name := range []string{"protection", "verify", "grant", "unbind", "login", "recovery"} {
 		id, _ := f.account(store.LoginMFA)
 		f.devices[name] = f.device(id, store.Virtual)
 	}

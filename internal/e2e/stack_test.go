@@ -116,7 +116,7 @@ func newStackWith(t *testing.T, st store.Store, replicas int, appeals api.Appeal
 			Store:    st,
 			Temporal: ts.GetDefaultClient(),
 			ConsoleService: &console.Service{Store: st, Keys: keys, Notifier: outbox, Now: s.clock.Now,
-				OnDeviceUsed: api.DeviceUsedHook(st, ts.GetDefaultClient(), nil)},
+				OnFactorUsed: api.FactorUsedHook(st, ts.GetDefaultClient(), nil)},
 			Documents:        blobs,
 			Appeals:          appeals,
 			OwnerCancelToken: func(id string) string { return activities.OwnerCancelToken(keys, id) },

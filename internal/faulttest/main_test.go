@@ -60,7 +60,7 @@ func startAPI(t *testing.T, d apiDeps) *apiClient {
 	outbox := notify.Outbox{Store: d.st}
 	svc := &console.Service{Store: d.st, Keys: d.keys, Notifier: outbox}
 	if d.tc != nil {
-		svc.OnDeviceUsed = api.DeviceUsedHook(d.st, d.tc, nil)
+		svc.OnFactorUsed = api.FactorUsedHook(d.st, d.tc, nil)
 	}
 	srv := api.NewServer(api.Deps{
 		Store:            d.st,
