@@ -203,6 +203,7 @@ type Store interface {
 	AppealStore
 	RateLimiter
 	RecoveryCodeStore
+	WebAuthnStore
 }
 
 // DeviceType is the kind of an MFA device.
@@ -216,6 +217,10 @@ const (
 	// protection of ordinary accounts: one provisioned TOTP authenticator
 	// per account, at most one not revoked at a time.
 	SecurityCenter DeviceType = "security_center"
+	// WebAuthn is a security key or passkey (SPEC §6c). It has no sealed
+	// secret: its credential (public key, sign count) is a
+	// WebAuthnCredential.
+	WebAuthn DeviceType = "webauthn"
 )
 
 // DeviceStatus is where a device is in its life.
@@ -614,6 +619,62 @@ type RecoveryCodeStore interface {
 	// ClearRecoveryCodes deletes every recovery code of the account and
 	// returns how many of them were unused.
 	ClearRecoveryCodes(ctx context.Context, accountID string) (int, error)
+}
+
+// WebAuthnCredential is the credential of a WebAuthn device. Nothing in it
+// is secret: the private key never leaves the authenticator.
+type WebAuthnCredential struct {
+	DeviceID        string   `json:"device_id"`
+	AccountID       string   `json:"account_id"`
+	CredentialID    []byte   `json:"credential_id"`
+	UserHandle      []byte   `json:"-"` // the account's opaque WebAuthn user handle
+	PublicKey       []byte   `json:"-"` // COSE
+	SignCount       uint32   `json:"sign_count"`
+	AAGUID          []byte   `json:"aaguid"`
+	Transports      []string `json:"transports,omitempty"`
+	BackupEligible  bool     `json:"backup_eligible"`
+	BackupState     bool     `json:"backup_state"`
+	UserVerified    bool     `json:"user_verified"`
+	AttestationType string   `json:"attestation_type,omitempty"`
+}
+
+// WebAuthnChallenge is a pending assertion ceremony: single use, bound to
+// an account, a purpose and (for operations) an action and resource.
+type WebAuthnChallenge struct {
+	ID        string    `json:"id"` // assigned by CreateWebAuthnChallenge when empty
+	AccountID string    `json:"account_id"`
+	Purpose   string    `json:"purpose"` // "login", "operation" or "step_up"
+	Action    string    `json:"action,omitempty"`
+	Resource  string    `json:"resource,omitempty"`
+	Session   []byte    `json:"-"` // the relying party's session data (holds the challenge)
+	CreatedAt time.Time `json:"created_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+	UsedAt    time.Time `json:"used_at,omitzero"`
+}
+
+// WebAuthnStore keeps WebAuthn credentials and assertion challenges.
+type WebAuthnStore interface {
+	// CreateWebAuthnDevice stores d (type WebAuthn, active, BoundAt now, ID
+	// assigned when empty) and its credential c in one transaction and
+	// returns the device. It returns ErrConflict when the device ID or the
+	// credential ID exists.
+	CreateWebAuthnDevice(ctx context.Context, d Device, c WebAuthnCredential) (Device, error)
+	// ListWebAuthnCredentials returns the credentials of the account's
+	// active WebAuthn devices, oldest first.
+	ListWebAuthnCredentials(ctx context.Context, accountID string) ([]WebAuthnCredential, error)
+	// AdvanceSignCount moves the device's stored signature counter from old
+	// to new and records a use at at, if and only if the stored counter is
+	// still old and the device is active (compare-and-set); it reports
+	// false, changing nothing, otherwise.
+	AdvanceSignCount(ctx context.Context, deviceID string, old, new uint32, at time.Time) (bool, error)
+	// CreateWebAuthnChallenge stores c (ID assigned when empty, CreatedAt
+	// now) and returns it. It returns ErrConflict when the ID exists.
+	CreateWebAuthnChallenge(ctx context.Context, c WebAuthnChallenge) (WebAuthnChallenge, error)
+	// UseWebAuthnChallenge marks the account's challenge used at now if it
+	// is unused and unexpired (compare-and-set: it succeeds once) and
+	// returns it. It returns ErrNotFound (also for another account's),
+	// ErrChallengeUsed or ErrChallengeExpired, changing nothing.
+	UseWebAuthnChallenge(ctx context.Context, id, accountID string, now time.Time) (WebAuthnChallenge, error)
 }
 
 // RateLimiter counts events in fixed windows shared by every API replica.

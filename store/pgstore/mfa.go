@@ -38,6 +38,15 @@ func scanDevice(row pgx.Row) (store.Device, error) {
 // store.ErrConflict when the ID exists or the serial is on another live
 // device.
 func (db *DB) CreateDevice(ctx context.Context, d store.Device) (store.Device, error) {
+	return createDevice(ctx, db.pool, d)
+}
+
+// rowQuerier is a pool or a transaction.
+type rowQuerier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+func createDevice(ctx context.Context, q rowQuerier, d store.Device) (store.Device, error) {
 	if d.ID == "" {
 		d.ID = dbutil.NewID("dev")
 	}
@@ -49,7 +58,7 @@ func (db *DB) CreateDevice(ctx context.Context, d store.Device) (store.Device, e
 	if d.Serial != "" {
 		serial = d.Serial
 	}
-	row := db.pool.QueryRow(ctx, `INSERT INTO devices (id, account_id, type, name, serial, secret_key_id, sealed_secret,
+	row := q.QueryRow(ctx, `INSERT INTO devices (id, account_id, type, name, serial, secret_key_id, sealed_secret,
 		algorithm, digits, period_seconds, last_step, drift, status, created_at, bound_at, last_used_at, revoked_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
 		RETURNING `+deviceColumns,
@@ -394,7 +403,7 @@ func (db *DB) ListSealed(ctx context.Context, table store.SealedTable, afterID s
 		return nil, fmt.Errorf("pgstore: list sealed: unknown table %q", table)
 	}
 	rows, _ := db.pool.Query(ctx, "SELECT "+idCol+", "+keyCol+", "+sealedCol+" FROM "+string(table)+
-		" WHERE "+idCol+" COLLATE \"C\" > $1 ORDER BY "+idCol+" COLLATE \"C\" LIMIT $2", afterID, dbutil.Limit(limit))
+		" WHERE "+keyCol+" <> '' AND "+idCol+" COLLATE \"C\" > $1 ORDER BY "+idCol+" COLLATE \"C\" LIMIT $2", afterID, dbutil.Limit(limit))
 	defer rows.Close()
 	out := []store.SealedRow{}
 	for rows.Next() {

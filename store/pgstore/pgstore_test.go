@@ -55,7 +55,8 @@ func TestMigrateConcurrently(t *testing.T) {
 	}
 	db := mustOpen(t, url) // and once more: nothing left to do
 	if err := db.ExecRaw(ctx, `DO $$ BEGIN
-		IF (SELECT count(*) FROM schema_migrations) <> 4 THEN RAISE EXCEPTION 'wrong count'; END IF; END $$`); err != nil {
+		IF (SELECT count(*) FROM schema_migrations) <> (SELECT max(version) FROM schema_migrations)
+			OR (SELECT max(version) FROM schema_migrations) < 6 THEN RAISE EXCEPTION 'wrong count'; END IF; END $$`); err != nil {
 		t.Fatalf("schema_migrations: %v", err)
 	}
 }
@@ -169,7 +170,7 @@ func TestUpgradeSchema(t *testing.T) {
 		return out
 	}
 	before := schema()
-	if err := db.Migrate(ctx); err != nil {
+	if err := db.MigrateTo(ctx, 3); err != nil {
 		t.Fatal(err)
 	}
 	after := schema()
@@ -191,6 +192,10 @@ func TestUpgradeSchema(t *testing.T) {
 	if len(after) != len(before)+1 {
 		t.Errorf("devices schema after the upgrade = %v, want %v plus one index", after, before)
 	}
+}
+
+func TestUpgradeFrom5(t *testing.T) {
+	storetest.RunUpgradeFrom5(t, func(t *testing.T) storetest.Upgrader { return storetest.PostgresUnmigrated(t) })
 }
 
 func TestUpgradeFrom3(t *testing.T) {
@@ -248,7 +253,7 @@ func TestUpgradeSchemaFrom3(t *testing.T) {
 	if len(before) < 20 {
 		t.Fatalf("schema at version 3 = %v", before)
 	}
-	if err := db.Migrate(ctx); err != nil {
+	if err := db.MigrateTo(ctx, 4); err != nil {
 		t.Fatal(err)
 	}
 	after := schema()

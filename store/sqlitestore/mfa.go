@@ -36,6 +36,15 @@ func scanDevice(row scanner) (store.Device, error) {
 // store.ErrConflict when the ID exists or the serial is on another live
 // device.
 func (db *DB) CreateDevice(ctx context.Context, d store.Device) (store.Device, error) {
+	return createDevice(ctx, db.w, d)
+}
+
+// rowQuerier is the writer or a transaction on it.
+type rowQuerier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+func createDevice(ctx context.Context, q rowQuerier, d store.Device) (store.Device, error) {
 	if d.ID == "" {
 		d.ID = dbutil.NewID("dev")
 	}
@@ -47,7 +56,7 @@ func (db *DB) CreateDevice(ctx context.Context, d store.Device) (store.Device, e
 	if d.Serial != "" {
 		serial = d.Serial
 	}
-	row := db.w.QueryRowContext(ctx, `INSERT INTO devices (id, account_id, type, name, serial, secret_key_id, sealed_secret,
+	row := q.QueryRowContext(ctx, `INSERT INTO devices (id, account_id, type, name, serial, secret_key_id, sealed_secret,
 		algorithm, digits, period_seconds, last_step, drift, status, created_at, bound_at, last_used_at, revoked_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		RETURNING `+deviceColumns,
@@ -419,7 +428,7 @@ func (db *DB) ListSealed(ctx context.Context, table store.SealedTable, afterID s
 		return nil, fmt.Errorf("sqlitestore: list sealed: unknown table %q", table)
 	}
 	rows, err := db.r.QueryContext(ctx, "SELECT "+idCol+", "+keyCol+", "+sealedCol+" FROM "+string(table)+
-		" WHERE "+idCol+" > ? ORDER BY "+idCol+" LIMIT ?", afterID, dbutil.Limit(limit))
+		" WHERE "+keyCol+" <> '' AND "+idCol+" > ? ORDER BY "+idCol+" LIMIT ?", afterID, dbutil.Limit(limit))
 	if err != nil {
 		return nil, fmt.Errorf("sqlitestore: list sealed: %w", classify(err))
 	}

@@ -132,7 +132,7 @@ func TestUpgradeSchema(t *testing.T) {
 		return out
 	}
 	before := schema()
-	if err := db.Migrate(ctx); err != nil {
+	if err := db.MigrateTo(ctx, 3); err != nil {
 		t.Fatal(err)
 	}
 	after := schema()
@@ -182,6 +182,12 @@ func TestUpgradeSchema(t *testing.T) {
 	}
 }
 
+func TestUpgradeFrom5(t *testing.T) {
+	storetest.RunUpgradeFrom5(t, func(t *testing.T) storetest.Upgrader {
+		return storetest.OpenSQLiteUnmigrated(t, filepath.Join(t.TempDir(), "upgrade5.db"))
+	})
+}
+
 func TestUpgradeFrom3(t *testing.T) {
 	storetest.RunUpgradeFrom3(t, func(t *testing.T) storetest.Upgrader {
 		return storetest.OpenSQLiteUnmigrated(t, filepath.Join(t.TempDir(), "upgrade.db"))
@@ -228,7 +234,7 @@ func TestUpgradeSchemaFrom3(t *testing.T) {
 	if len(before) < 20 {
 		t.Fatalf("schema at version 3 = %v", before)
 	}
-	if err := db.Migrate(ctx); err != nil {
+	if err := db.MigrateTo(ctx, 4); err != nil {
 		t.Fatal(err)
 	}
 	after := schema()

@@ -281,3 +281,43 @@ func RunUpgradeFrom3(t *testing.T, open func(t *testing.T) Upgrader) {
 		})
 	})
 }
+
+// RunUpgradeFrom5 checks that a database left by release 0005 keeps its
+// devices, their used steps and the recovery codes when Migrate adds
+// WebAuthn (0006 rebuilds the devices table on SQLite to widen its type
+// check), and then accepts WebAuthn devices beside them.
+func RunUpgradeFrom5(t *testing.T, open func(t *testing.T) Upgrader) {
+	c := ctx(t)
+	s := open(t)
+	must(t, s.MigrateTo(c, 5))
+	app := device("acc-up5")
+	app.ID = "up5-app"
+	_, err := s.CreateDevice(c, app)
+	must(t, err)
+	if ok, err := s.AdvanceStep(c, "up5-app", 4242); err != nil || !ok {
+		t.Fatalf("AdvanceStep = %v, %v", ok, err)
+	}
+	mustOK(t)(s.ReplaceRecoveryCodes(c, "acc-up5", recoverySet("up5", 10), false))
+	before, err := s.ListDevices(c, "acc-up5")
+	must(t, err)
+
+	must(t, s.Migrate(c))
+	must(t, s.Migrate(c)) // nothing left to do
+	after, err := s.ListDevices(c, "acc-up5")
+	must(t, err)
+	if !reflect.DeepEqual(before, after) {
+		t.Fatalf("devices after the upgrade = %+v, want %+v", after, before)
+	}
+	if after[0].LastStep != 4242 {
+		t.Fatalf("last step after the upgrade = %d", after[0].LastStep)
+	}
+	if codes, err := s.ListRecoveryCodes(c, "acc-up5"); err != nil || len(codes) != 10 {
+		t.Fatalf("recovery codes after the upgrade = %d, %v", len(codes), err)
+	}
+	if _, err := s.CreateWebAuthnDevice(c, store.Device{ID: "up5-key", AccountID: "acc-up5"}, webauthnCred(5)); err != nil {
+		t.Fatalf("a webauthn device after the upgrade: %v", err)
+	}
+	if _, err := s.CreateDevice(c, app); err == nil {
+		t.Fatal("the rebuilt devices table lost its primary key")
+	}
+}

@@ -270,3 +270,45 @@ func FirstLock(policy func(failures int, now time.Time) (time.Time, bool), now t
 	}
 	return maxFirstLock
 }
+
+// WebAuthnDevice returns d as CreateWebAuthnDevice stores it: type
+// WebAuthn, active, with no sealed secret (an empty key id keeps it out of
+// key rotation) and no TOTP parameters.
+func WebAuthnDevice(d store.Device) store.Device {
+	d.Type, d.Status = store.WebAuthn, store.DeviceActive
+	d.Secret.KeyID, d.Secret.Ciphertext = "", []byte{}
+	d.Algorithm, d.Digits, d.PeriodSeconds, d.Serial = "", 0, 0, ""
+	return d
+}
+
+// Bytes returns b, or an empty slice for nil, for NOT NULL binary columns.
+func Bytes(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}
+
+// SplitList splits a comma-separated column; "" is an empty list.
+func SplitList(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ",")
+}
+
+// WebAuthnChallengeRefusal says why challenge c cannot be used by
+// accountID at now: store.ErrNotFound for another account's,
+// store.ErrChallengeUsed, store.ErrChallengeExpired; store.ErrConflict when
+// it could be (a race the caller lost in between cannot make it usable).
+func WebAuthnChallengeRefusal(c store.WebAuthnChallenge, accountID string, now time.Time) error {
+	switch {
+	case c.AccountID != accountID:
+		return store.ErrNotFound
+	case !c.UsedAt.IsZero():
+		return store.ErrChallengeUsed
+	case !c.ExpiresAt.After(now):
+		return store.ErrChallengeExpired
+	}
+	return store.ErrConflict
+}
