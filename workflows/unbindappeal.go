@@ -219,7 +219,10 @@ type effect struct {
 // (SignalDeviceUsed), before UnbindAll. A closed appeal keeps its documents
 // for the retention period, deletes them and completes. Handlers run one at
 // a time; business refusals are the updates' errors (ErrType*), never the
-// workflow's. It returns the final state.
+// workflow's. The validators bound the appeal (MaxUploadsPerType,
+// MaxAppealUpdates, ReviewReserve) and the updates answer the state's
+// Compact form, so the history stays small whoever holds the access token;
+// QueryAppeal answers the whole state. It returns the final state.
 func UnbindAppeal(ctx workflow.Context, in AppealInput) (AppealState, error) {
 	// Answers to updates: an update waits at most a minute.
 	ao := workflow.ActivityOptions{
@@ -259,6 +262,7 @@ func UnbindAppeal(ctx workflow.Context, in AppealInput) (AppealState, error) {
 		RequiredDocuments: RequiredDocuments(in.ApplicantType),
 		Documents:         map[string]Document{},
 		ApprovalsNeeded:   1,
+		Uploads:           map[string]int{},
 	}
 	if policy.FourEyes {
 		st.ApprovalsNeeded = 2
@@ -347,6 +351,19 @@ func UnbindAppeal(ctx workflow.Context, in AppealInput) (AppealState, error) {
 		}
 		return len(seen)
 	}
+	// tooMany refuses an update once MaxAppealUpdates were accepted. Only
+	// validators call it, so a refused update leaves no trace in the history.
+	tooMany := func() error {
+		if st.Updates >= MaxAppealUpdates {
+			return temporal.NewApplicationError(fmt.Sprintf("appeal: this appeal has taken its %d updates; file a new appeal", MaxAppealUpdates), ErrTypeTooManyUpdates)
+		}
+		return nil
+	}
+	// count runs as an update is accepted: the handler starts right after
+	// its validator, and count comes before anything that can block, so the
+	// next validator sees it. Replay runs the handlers (not the validators)
+	// and so counts the same.
+	count := func() { st.Updates++ }
 	selfReview := func(r ReviewerInput) error {
 		if r.ReviewerAccountID != "" && r.ReviewerAccountID == in.AccountID {
 			return temporal.NewApplicationError("appeal: a reviewer cannot review an appeal on their own account", ErrTypeSelfReview)
@@ -413,12 +430,16 @@ func UnbindAppeal(ctx workflow.Context, in AppealInput) (AppealState, error) {
 		audit(applicantActor, AuditAppealCreate, "ok", map[string]string{"applicant_type": in.ApplicantType})
 		return st, nil
 	}
-	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateAppealCreate, createHandler, workflow.UpdateHandlerOptions{
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateAppealCreate, func(ctx workflow.Context) (AppealState, error) {
+		count()
+		st, err := createHandler(ctx)
+		return st.Compact(), err
+	}, workflow.UpdateHandlerOptions{
 		Validator: func(ctx workflow.Context) error {
 			if refusal == nil && AppealClosed(st.Status) {
 				return wrongState()
 			}
-			return nil
+			return tooMany()
 		},
 	}); err != nil {
 		return st, err
@@ -474,8 +495,20 @@ func UnbindAppeal(ctx workflow.Context, in AppealInput) (AppealState, error) {
 		audit(applicantActor, AuditAppealDocument, "ok", map[string]string{"type": d.Type, "sha256": d.SHA256, "size": fmt.Sprint(d.Size)})
 		return st, nil
 	}
-	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateAddDocument, addDocHandler, workflow.UpdateHandlerOptions{
-		Validator: func(ctx workflow.Context, u AddDocumentInput) error { return checkDocument(ctx, u.Document) },
+	countUpload := func(u AddDocumentInput) {
+		count()
+		st.Uploads[u.Document.Type]++
+	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateAddDocument, compacted(countUpload, addDocHandler), workflow.UpdateHandlerOptions{
+		Validator: func(ctx workflow.Context, u AddDocumentInput) error {
+			if err := checkDocument(ctx, u.Document); err != nil {
+				return err
+			}
+			if st.Uploads[u.Document.Type] >= MaxUploadsPerType {
+				return temporal.NewApplicationError(fmt.Sprintf("appeal: at most %d uploads of each document type", MaxUploadsPerType), ErrTypeTooManyUploads)
+			}
+			return tooMany()
+		},
 	}); err != nil {
 		return st, err
 	}
@@ -518,8 +551,16 @@ func UnbindAppeal(ctx workflow.Context, in AppealInput) (AppealState, error) {
 		}
 		return st, nil
 	}
-	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateSubmit, submitHandler, workflow.UpdateHandlerOptions{
-		Validator: func(ctx workflow.Context, _ SubmitInput) error { return checkSubmit(ctx) },
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateSubmit, compacted(func(SubmitInput) { count() }, submitHandler), workflow.UpdateHandlerOptions{
+		Validator: func(ctx workflow.Context, _ SubmitInput) error {
+			if err := checkSubmit(ctx); err != nil {
+				return err
+			}
+			if st.Updates+1 > MaxAppealUpdates-ReviewReserve {
+				return temporal.NewApplicationError("appeal: too few updates are left for a review; file a new appeal", ErrTypeTooManyUpdates)
+			}
+			return nil
+		},
 	}); err != nil {
 		return st, err
 	}
@@ -563,8 +604,13 @@ func UnbindAppeal(ctx workflow.Context, in AppealInput) (AppealState, error) {
 		audit("reviewer:"+u.Reviewer, AuditAppealClaim, "ok", map[string]string{"reviewer": u.Reviewer})
 		return st, nil
 	}
-	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateClaim, claimHandler, workflow.UpdateHandlerOptions{
-		Validator: func(ctx workflow.Context, u ReviewerInput) error { return checkClaim(u) },
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateClaim, compacted(func(ReviewerInput) { count() }, claimHandler), workflow.UpdateHandlerOptions{
+		Validator: func(ctx workflow.Context, u ReviewerInput) error {
+			if err := checkClaim(u); err != nil {
+				return err
+			}
+			return tooMany()
+		},
 	}); err != nil {
 		return st, err
 	}
@@ -637,8 +683,13 @@ func UnbindAppeal(ctx workflow.Context, in AppealInput) (AppealState, error) {
 		}
 		return st, nil
 	}
-	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateDecide, decideHandler, workflow.UpdateHandlerOptions{
-		Validator: func(ctx workflow.Context, u DecideInput) error { return checkDecide(u) },
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateDecide, compacted(func(DecideInput) { count() }, decideHandler), workflow.UpdateHandlerOptions{
+		Validator: func(ctx workflow.Context, u DecideInput) error {
+			if err := checkDecide(u); err != nil {
+				return err
+			}
+			return tooMany()
+		},
 	}); err != nil {
 		return st, err
 	}
@@ -669,7 +720,9 @@ func UnbindAppeal(ctx workflow.Context, in AppealInput) (AppealState, error) {
 		notice(AppealEventCancelled, time.Time{})
 		return st, nil
 	}
-	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateCancel, cancelHandler, workflow.UpdateHandlerOptions{
+	// A cancel is never refused for the count (MaxAppealUpdates): it closes
+	// the appeal, so it is accepted at most once.
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateCancel, compacted(func(CancelInput) { count() }, cancelHandler), workflow.UpdateHandlerOptions{
 		Validator: func(ctx workflow.Context, u CancelInput) error { return checkCancel(u) },
 	}); err != nil {
 		return st, err
@@ -812,4 +865,14 @@ func UnbindAppeal(ctx workflow.Context, in AppealInput) (AppealState, error) {
 		return st, err
 	}
 	return st, nil
+}
+
+// compacted wraps an update handler: count runs first, as the update is
+// accepted, and the answer is the state's Compact form.
+func compacted[A any](count func(A), h func(workflow.Context, A) (AppealState, error)) func(workflow.Context, A) (AppealState, error) {
+	return func(ctx workflow.Context, a A) (AppealState, error) {
+		count(a)
+		st, err := h(ctx, a)
+		return st.Compact(), err
+	}
 }

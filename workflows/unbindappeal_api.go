@@ -76,9 +76,33 @@ const (
 	ErrTypeSameReviewer        = "SameReviewer"        // 409: four-eyes needs a second, different reviewer
 	ErrTypeNotAssignee         = "NotAssignee"         // 409: decide without holding the claim
 	ErrTypeInvalidInput        = "InvalidInput"        // 400: refused by a validator
+	ErrTypeTooManyUploads      = "TooManyUploads"      // 429: MaxUploadsPerType documents of this type were accepted
+	ErrTypeTooManyUpdates      = "TooManyUpdates"      // 429: MaxAppealUpdates updates were accepted
 	// UpdateAppealCreate also answers ErrTypeUnavailable (503, shared with
 	// BindDevice) when the eligibility check could not reach the store for
 	// a minute: nothing was created and the create may be sent again.
+)
+
+// Bounds of one appeal. Every accepted update adds events to the
+// workflow's history, so without them whoever holds the access token could
+// grow it toward Temporal's history limit. The validators refuse past the
+// bounds, so a refused update leaves no trace in the history.
+const (
+	// MaxUploadsPerType is how many AddDocument updates an appeal accepts
+	// for each document type, over its whole life (request_info rounds
+	// included).
+	MaxUploadsPerType = 10
+	// MaxAppealUpdates is how many updates an appeal accepts in all:
+	// create, add_document, submit, claim, decide and cancel each count,
+	// a repeated one too (it lands in the history like any other). Past it
+	// only a cancel is accepted: it closes the appeal, so it can come once,
+	// and the owner's cancel link must always work.
+	MaxAppealUpdates = 30
+	// ReviewReserve updates are kept for the review: a submit that would
+	// leave fewer is refused (ErrTypeTooManyUpdates), so a submitted appeal
+	// can always be claimed and decided, by two reviewers under four-eyes.
+	// An appeal whose submit is refused expires at its document deadline.
+	ReviewReserve = 4
 )
 
 // AppealPolicy is fixed at creation from the configuration. Zero
@@ -179,9 +203,10 @@ type Approval struct {
 	At       time.Time
 }
 
-// AppealState is the appeal as the APIs see it (QueryAppeal, and the result
-// of every update). The API masks PII before showing it to reviewers and
-// shows applicants only their status, timeline and documents.
+// AppealState is the appeal as the APIs see it: QueryAppeal answers all of
+// it, the updates answer Compact (no timeline, no applicant), so their
+// results in the history stay small. The API masks PII before showing it to
+// reviewers and shows applicants only their status, timeline and documents.
 type AppealState struct {
 	AppealID          string
 	AccountID         string
@@ -200,4 +225,15 @@ type AppealState struct {
 	CoolDownUntil     time.Time
 	ClosedAt          time.Time
 	DocumentsDeleted  bool
+	Updates           int            // updates accepted, of MaxAppealUpdates
+	Uploads           map[string]int // AddDocument updates accepted, by type, of MaxUploadsPerType
+}
+
+// Compact returns st without its timeline and applicant: what an update
+// answers. The caller of an update needs the status and the counts; the
+// timeline grows with the appeal and the applicant is PII.
+func (st AppealState) Compact() AppealState {
+	st.Timeline = nil
+	st.Applicant = Applicant{}
+	return st
 }

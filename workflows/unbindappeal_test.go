@@ -404,7 +404,7 @@ func TestAppealExpiresWithoutDocuments(t *testing.T) {
 		{at: 49 * time.Hour, update: workflows.UpdateAddDocument, arg: photo1, err: workflows.ErrTypeAppealWrongState},
 		{at: 49 * time.Hour, update: workflows.UpdateSubmit, arg: workflows.SubmitInput{}, err: workflows.ErrTypeAppealWrongState},
 	})
-	if got := states[0]; got.DocumentDeadline.Sub(workflow0(t, got)) != 48*time.Hour || len(got.RequiredDocuments) != 2 {
+	if got := states[0]; got.DocumentDeadline.Sub(workflow0(t, final)) != 48*time.Hour || len(got.RequiredDocuments) != 2 {
 		t.Fatalf("create answered %+v", got)
 	}
 	if final.Status != workflows.AppealExpired || final.ClosedAt.IsZero() || !final.DocumentsDeleted {
@@ -511,10 +511,13 @@ func TestAppealRequestInfoLoop(t *testing.T) {
 		{at: 53 * time.Hour, update: workflows.UpdateCancel, arg: workflows.CancelInput{By: "nobody"}, err: workflows.ErrTypeInvalidInput},
 	})
 	rq := states[4]
-	if want := rq.Timeline[len(rq.Timeline)-1]; want.Note != "the photo is blurred; upload a sharper one" || want.Status != workflows.AppealCollecting {
+	if rq.Timeline != nil || rq.Applicant != (workflows.Applicant{}) {
+		t.Fatalf("an update answered more than the compact state: %+v", rq)
+	}
+	if want := final.Timeline[4]; want.Note != "the photo is blurred; upload a sharper one" || want.Status != workflows.AppealCollecting {
 		t.Fatalf("request_info in the timeline: %+v", want)
 	}
-	if got := rq.DocumentDeadline.Sub(workflow0(t, rq)); got != 4*time.Hour+48*time.Hour {
+	if got := rq.DocumentDeadline.Sub(workflow0(t, final)); got != 4*time.Hour+48*time.Hour {
 		t.Fatalf("new deadline after %v", got)
 	}
 	if rq.Assignee != "" || len(rq.Approvals) != 0 {
@@ -523,7 +526,7 @@ func TestAppealRequestInfoLoop(t *testing.T) {
 	if got := states[5].Documents[workflows.DocIDHoldingPhoto]; got.ObjectKey != docKey2 {
 		t.Fatalf("replacement not recorded: %+v", got)
 	}
-	if got := states[8]; got.CoolDownUntil.Sub(workflow0(t, got)) != 52*time.Hour+72*time.Hour {
+	if got := states[8]; got.CoolDownUntil.Sub(workflow0(t, final)) != 52*time.Hour+72*time.Hour {
 		t.Fatalf("cool-down until %v", got.CoolDownUntil)
 	}
 	if final.Status != workflows.AppealUnbound || !final.DocumentsDeleted {
@@ -767,5 +770,87 @@ func TestAppealRetention(t *testing.T) {
 	}
 	if strings.Join(m.notices, ",") != "cancelled" {
 		t.Fatalf("notices %v", m.notices)
+	}
+}
+
+// photoN is the n-th upload of the ID photo, under a key of its own.
+func photoN(n int) workflows.AddDocumentInput {
+	return doc(workflows.DocIDHoldingPhoto, fmt.Sprintf("appeals/%s/id_holding_photo-n%d", appealID, n), hashA)
+}
+
+// TestAppealBounds: the 11th upload of one type and the 31st update are
+// refused by the validators (so they never land in the history), a refused
+// one is not counted, and a cancel is still accepted past the bound.
+func TestAppealBounds(t *testing.T) {
+	env, m := newAppealEnv(t)
+	steps := []appealStep{{at: 0, update: workflows.UpdateAppealCreate, status: workflows.AppealCollecting}}
+	for i := range workflows.MaxUploadsPerType {
+		steps = append(steps, appealStep{at: time.Minute, update: workflows.UpdateAddDocument, arg: photoN(i), status: workflows.AppealCollecting})
+	}
+	steps = append(steps,
+		appealStep{at: 2 * time.Minute, update: workflows.UpdateAddDocument, arg: photoN(99), err: workflows.ErrTypeTooManyUploads},
+		appealStep{at: 3 * time.Minute, update: workflows.UpdateSubmit, arg: workflows.SubmitInput{}, status: workflows.AppealPending},
+	)
+	// 12 updates so far; repeated claims (accepted, answered the same) take
+	// the appeal to the bound.
+	for range workflows.MaxAppealUpdates - 12 {
+		steps = append(steps, appealStep{at: 4 * time.Minute, update: workflows.UpdateClaim, arg: r1, status: workflows.AppealInReview})
+	}
+	steps = append(steps,
+		appealStep{at: 5 * time.Minute, update: workflows.UpdateClaim, arg: r1, err: workflows.ErrTypeTooManyUpdates},
+		appealStep{at: 5 * time.Minute, update: workflows.UpdateDecide, arg: decide(r1, workflows.DecisionApprove, ""), err: workflows.ErrTypeTooManyUpdates},
+		// Checks of the update itself come first: a wrong one says why.
+		appealStep{at: 5 * time.Minute, update: workflows.UpdateDecide, arg: decide(r2, workflows.DecisionApprove, ""), err: workflows.ErrTypeNotAssignee},
+		appealStep{at: 6 * time.Minute, update: workflows.UpdateCancel, arg: workflows.CancelInput{By: workflows.CancelByOwner}, status: workflows.AppealCancelled},
+	)
+	states, final := runAppeal(t, env, m, personalAppeal(appealPolicy), steps)
+	if got := states[workflows.MaxUploadsPerType]; got.Uploads[workflows.DocIDHoldingPhoto] != workflows.MaxUploadsPerType || got.Updates != 1+workflows.MaxUploadsPerType {
+		t.Fatalf("after the uploads: updates %d, uploads %v", got.Updates, got.Uploads)
+	}
+	if final.Updates != workflows.MaxAppealUpdates+1 || final.Uploads[workflows.DocIDHoldingPhoto] != workflows.MaxUploadsPerType {
+		t.Fatalf("final: updates %d, uploads %v", final.Updates, final.Uploads)
+	}
+	if got := final.Documents[workflows.DocIDHoldingPhoto].ObjectKey; got != photoN(workflows.MaxUploadsPerType-1).Document.ObjectKey {
+		t.Fatalf("the refused upload was recorded: %s", got)
+	}
+	if got := count(m.auditActions(), workflows.AuditAppealDocument+":ok"); got != workflows.MaxUploadsPerType {
+		t.Fatalf("uploads audited %d times", got)
+	}
+	for i, st := range states {
+		if st.Timeline != nil || st.Applicant != (workflows.Applicant{}) {
+			t.Fatalf("step %d answered more than the compact state", i)
+		}
+	}
+	if len(final.Timeline) == 0 || final.Applicant.IDNumber != piiID {
+		t.Fatal("the workflow's result lost the timeline or the applicant")
+	}
+}
+
+// TestAppealReviewReserve: after request_info rounds a submit that would
+// leave fewer than ReviewReserve updates for the review is refused, and the
+// appeal then expires at its deadline instead of waiting in the queue with
+// no update left to claim it.
+func TestAppealReviewReserve(t *testing.T) {
+	env, m := newAppealEnv(t)
+	steps := []appealStep{{at: 0, update: workflows.UpdateAppealCreate, status: workflows.AppealCollecting}}
+	for i := range workflows.MaxUploadsPerType {
+		steps = append(steps, appealStep{at: time.Minute, update: workflows.UpdateAddDocument, arg: photoN(i)})
+	}
+	// 11 updates; each round is submit, claim, request_info.
+	at := 2 * time.Minute
+	updates := 11
+	for updates+1 <= workflows.MaxAppealUpdates-workflows.ReviewReserve {
+		steps = append(steps,
+			appealStep{at: at, update: workflows.UpdateSubmit, arg: workflows.SubmitInput{}, status: workflows.AppealPending},
+			appealStep{at: at + time.Minute, update: workflows.UpdateClaim, arg: r1, status: workflows.AppealInReview},
+			appealStep{at: at + 2*time.Minute, update: workflows.UpdateDecide, arg: decide(r1, workflows.DecisionRequestInfo, "a sharper photo"), status: workflows.AppealCollecting},
+		)
+		at += time.Hour
+		updates += 3
+	}
+	steps = append(steps, appealStep{at: at, update: workflows.UpdateSubmit, arg: workflows.SubmitInput{}, err: workflows.ErrTypeTooManyUpdates})
+	_, final := runAppeal(t, env, m, personalAppeal(appealPolicy), steps)
+	if final.Status != workflows.AppealExpired || final.Updates != updates {
+		t.Fatalf("final: status %s, updates %d (want %d)", final.Status, final.Updates, updates)
 	}
 }
