@@ -36,6 +36,12 @@ type Config struct {
 	// Encrypt asks the server to encrypt objects at rest (SSE-S3). The
 	// server must have a KMS configured; MinIO with MINIO_KMS_SECRET_KEY does.
 	Encrypt bool
+	// Seal encrypts objects in this process instead, with keys from the
+	// ring (AES-256-GCM in 64 KiB chunks, see seal.go), for a server that
+	// cannot encrypt at rest: the dev stack's embedded gateway stores what
+	// it is sent as it is. Sizes and SHA-256 stay those of the plaintext;
+	// Open decrypts; PresignGet refuses. Not together with Encrypt.
+	Seal KeySource
 }
 
 // Store reads and writes objects in one bucket.
@@ -43,6 +49,7 @@ type Store struct {
 	c      *minio.Client
 	bucket string
 	sse    encrypt.ServerSide
+	seal   KeySource
 }
 
 // Object describes a stored object.
@@ -56,6 +63,9 @@ type Object struct {
 // Open connects to the object store and creates the bucket when it is missing.
 // It returns ErrUnavailable when the server cannot be reached.
 func Open(ctx context.Context, cfg Config) (*Store, error) {
+	if cfg.Encrypt && cfg.Seal != nil {
+		return nil, errors.New("blob: Encrypt and Seal exclude each other")
+	}
 	c, err := minio.New(cfg.Endpoint, &minio.Options{
 		Creds:  credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, ""),
 		Secure: cfg.UseTLS,
@@ -63,7 +73,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("blob: client: %w", err)
 	}
-	s := &Store{c: c, bucket: cfg.Bucket}
+	s := &Store{c: c, bucket: cfg.Bucket, seal: cfg.Seal}
 	if cfg.Encrypt {
 		s.sse = encrypt.NewSSE()
 	}
@@ -130,11 +140,24 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, size, max int6
 	// the object back (another transfer and SSE decryption, dearer than the
 	// signature) or trusting a checksum in a response the same party can
 	// rewrite.
+	//
+	// A sealing store encrypts here, after the hash and the limit (both
+	// of the plaintext); the stored size follows from the plaintext's.
+	stored := size
+	var plain *countReader
+	if s.seal != nil {
+		plain = &countReader{r: body}
+		sr, err := newSealReader(s.seal, key, plain)
+		if err != nil {
+			return Object{}, err
+		}
+		body, stored = sr, sealedSize(size)
+	}
 	opts := minio.PutObjectOptions{ContentType: contentType, ServerSideEncryption: s.sse}
 	if size < 0 {
 		opts.PartSize = 5 << 20
 	}
-	info, err := s.c.PutObject(ctx, s.bucket, key, body, size, opts)
+	info, err := s.c.PutObject(ctx, s.bucket, key, body, stored, opts)
 	if lim != nil && lim.over {
 		_ = s.Delete(context.WithoutCancel(ctx), key)
 		return Object{}, ErrTooLarge
@@ -143,10 +166,16 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, size, max int6
 		_ = s.Delete(context.WithoutCancel(ctx), key)
 		return Object{}, wrap("put", err)
 	}
-	return Object{Key: key, Size: info.Size, SHA256: hex.EncodeToString(h.Sum(nil)), ContentType: contentType}, nil
+	n := info.Size
+	if plain != nil {
+		n = plain.n
+	}
+	return Object{Key: key, Size: n, SHA256: hex.EncodeToString(h.Sum(nil)), ContentType: contentType}, nil
 }
 
-// Open returns a reader for key. It returns ErrNotFound or ErrUnavailable.
+// Open returns a reader for key. It returns ErrNotFound or ErrUnavailable;
+// a sealing store also ErrDamaged or ErrUnknownKey, and its reader returns
+// ErrDamaged for a chunk that does not authenticate.
 func (s *Store) Open(ctx context.Context, key string) (io.ReadCloser, Object, error) {
 	o, err := s.c.GetObject(ctx, s.bucket, key, minio.GetObjectOptions{})
 	if err != nil {
@@ -157,7 +186,24 @@ func (s *Store) Open(ctx context.Context, key string) (io.ReadCloser, Object, er
 		_ = o.Close()
 		return nil, Object{}, wrap("stat", err)
 	}
-	return o, Object{Key: key, Size: st.Size, ContentType: st.ContentType}, nil
+	if s.seal == nil {
+		return o, Object{Key: key, Size: st.Size, ContentType: st.ContentType}, nil
+	}
+	size, err := openedSize(st.Size)
+	if err != nil {
+		_ = o.Close()
+		return nil, Object{}, err
+	}
+	r, err := newOpenReader(s.seal, key, o)
+	if err != nil {
+		_ = o.Close()
+		var resp minio.ErrorResponse
+		if errors.As(err, &resp) {
+			return nil, Object{}, wrap("get", err)
+		}
+		return nil, Object{}, err
+	}
+	return r, Object{Key: key, Size: size, ContentType: st.ContentType}, nil
 }
 
 // Stat describes key. It returns ErrNotFound or ErrUnavailable.
@@ -166,7 +212,13 @@ func (s *Store) Stat(ctx context.Context, key string) (Object, error) {
 	if err != nil {
 		return Object{}, wrap("stat", err)
 	}
-	return Object{Key: key, Size: st.Size, ContentType: st.ContentType}, nil
+	size := st.Size
+	if s.seal != nil {
+		if size, err = openedSize(size); err != nil {
+			return Object{}, err
+		}
+	}
+	return Object{Key: key, Size: size, ContentType: st.ContentType}, nil
 }
 
 // Delete removes key; deleting a missing key is not an error.
@@ -180,8 +232,12 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	return nil
 }
 
-// PresignGet returns a link that reads key for ttl.
+// PresignGet returns a link that reads key for ttl. A sealing store returns
+// ErrSealed: the link would serve the sealed bytes.
 func (s *Store) PresignGet(ctx context.Context, key string, ttl time.Duration) (*url.URL, error) {
+	if s.seal != nil {
+		return nil, ErrSealed
+	}
 	u, err := s.c.PresignedGetObject(ctx, s.bucket, key, ttl, nil)
 	if err != nil {
 		return nil, wrap("presign", err)
@@ -220,6 +276,18 @@ func wrap(op string, err error) error {
 		return err
 	}
 	return fmt.Errorf("%w: %s: %v", ErrUnavailable, op, err)
+}
+
+// countReader counts the bytes read through it.
+type countReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // limitReader fails once more than n bytes were read.

@@ -9,6 +9,8 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +18,7 @@ import (
 	"github.com/mfaflow/mfaflow/blob"
 	"github.com/mfaflow/mfaflow/devstack"
 	"github.com/mfaflow/mfaflow/internal/harness"
+	"github.com/mfaflow/mfaflow/mfa"
 )
 
 func TestMain(m *testing.M) { harness.Main(m) }
@@ -97,6 +100,12 @@ func runContract(t *testing.T, cfg blob.Config) {
 		if _, err := s.Put(ctx, "docs/link", strings.NewReader("hello"), 5, 0, "text/plain"); err != nil {
 			t.Fatal(err)
 		}
+		if cfg.Seal != nil {
+			if _, err := s.PresignGet(ctx, "docs/link", time.Minute); !errors.Is(err, blob.ErrSealed) {
+				t.Fatalf("PresignGet of a sealed object: %v, want ErrSealed", err)
+			}
+			return
+		}
 		u, err := s.PresignGet(ctx, "docs/link", 2*time.Second)
 		if err != nil {
 			t.Fatal(err)
@@ -164,4 +173,111 @@ func TestEmbeddedS3(t *testing.T) {
 	}
 	defer s3.Stop()
 	runContract(t, blob.Config{Endpoint: s3.Endpoint(), AccessKey: "embedded-test", SecretKey: "embedded-test-secret-0123456789", Bucket: "mfaflow-documents"})
+}
+
+// TestEmbeddedS3Sealed: the dev stack's gateway stores what it is sent as it
+// is, SSE-S3 header or not (versitygw's POSIX backend has no encryption at
+// rest), so the dev stack seals documents in the blob layer. The contract
+// holds with sealing, and no plaintext reaches the disk.
+func TestEmbeddedS3Sealed(t *testing.T) {
+	dir := t.TempDir()
+	s3, err := devstack.StartS3(context.Background(), devstack.S3Config{
+		Dir: dir, Addr: "127.0.0.1:0", AccessKey: "embedded-test", SecretKey: "embedded-test-secret-0123456789",
+	})
+	if err != nil {
+		t.Fatalf("StartS3: %v", err)
+	}
+	defer s3.Stop()
+	cfg := blob.Config{Endpoint: s3.Endpoint(), AccessKey: "embedded-test", SecretKey: "embedded-test-secret-0123456789"}
+	ctx := context.Background()
+	marker := []byte("PLAINTEXT-MARKER-0123456789")
+	onDisk := func(bucket, key string) []byte {
+		t.Helper()
+		b, err := os.ReadFile(filepath.Join(dir, devstack.S3BucketsDir, bucket, key))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+
+	t.Run("SSE-S3 is accepted and ignored", func(t *testing.T) {
+		sse := cfg
+		sse.Bucket, sse.Encrypt = "mfaflow-sse", true
+		s, err := blob.Open(ctx, sse)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Put(ctx, "doc", bytes.NewReader(marker), int64(len(marker)), 0, "application/pdf"); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Contains(onDisk("mfaflow-sse", "doc"), marker) {
+			t.Fatal("the gateway encrypted at rest: the dev stack could use SSE-S3 instead of sealing")
+		}
+	})
+
+	keys, err := mfa.GenerateKeyring()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed := cfg
+	sealed.Bucket, sealed.Seal = "mfaflow-sealed", keys
+	runContract(t, sealed)
+
+	t.Run("nothing readable on disk", func(t *testing.T) {
+		s, err := blob.Open(ctx, sealed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data := bytes.Repeat(marker, 10_000) // several chunks
+		obj, err := s.Put(ctx, "appeals/a/doc", onlyReader{bytes.NewReader(data)}, -1, 0, "application/pdf")
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256(data)
+		if obj.Size != int64(len(data)) || obj.SHA256 != hex.EncodeToString(sum[:]) {
+			t.Fatalf("Put = %+v: size and hash must be of the plaintext", obj)
+		}
+		raw := onDisk("mfaflow-sealed", "appeals/a/doc")
+		if bytes.Contains(raw, marker[:16]) {
+			t.Fatal("plaintext on disk")
+		}
+		if st, err := s.Stat(ctx, "appeals/a/doc"); err != nil || st.Size != int64(len(data)) {
+			t.Fatalf("Stat = %+v, %v", st, err)
+		}
+		// A store without the keys reads only the sealed bytes.
+		plainCfg := sealed
+		plainCfg.Seal = nil
+		plain, err := blob.Open(ctx, plainCfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, _, err := plain.Open(ctx, "appeals/a/doc")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(r)
+		_ = r.Close()
+		if bytes.Contains(got, marker[:16]) {
+			t.Fatal("the object reads as plaintext without the keys")
+		}
+		// Another ring cannot open it.
+		other, _ := mfa.GenerateKeyring()
+		otherCfg := sealed
+		otherCfg.Seal = other
+		os2, err := blob.Open(ctx, otherCfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := os2.Open(ctx, "appeals/a/doc"); !errors.Is(err, blob.ErrUnknownKey) {
+			t.Fatalf("Open with another ring: %v, want ErrUnknownKey", err)
+		}
+	})
+
+	t.Run("Encrypt and Seal together refused", func(t *testing.T) {
+		both := sealed
+		both.Encrypt = true
+		if _, err := blob.Open(ctx, both); err == nil {
+			t.Fatal("Open with Encrypt and Seal succeeded")
+		}
+	})
 }

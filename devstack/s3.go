@@ -56,6 +56,10 @@ type S3Config struct {
 // S3 is a running embedded S3-compatible server (versitygw with its POSIX
 // backend and sidecar metadata).
 //
+// It does not encrypt at rest: the POSIX backend accepts an SSE-S3 header
+// and stores the bytes as it is sent them. Encrypt objects before they
+// reach it (mfaflow dev seals documents with blob.Config.Seal).
+//
 // While it runs, the process's working directory is S3Config.Dir/buckets:
 // the POSIX backend changes into its root and resolves every bucket and
 // object path relative to it, so the directory cannot be restored until

@@ -141,7 +141,10 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 		}
 	}
 
-	blobs := &blobRef{cfg: blob.Config{Endpoint: s3.Endpoint(), AccessKey: sec.S3AccessKey, SecretKey: sec.S3SecretKey, Bucket: cfg.S3Bucket}}
+	// The embedded gateway stores objects as it is sent them and ignores
+	// SSE-S3, so documents are sealed here with the key ring instead: at
+	// rest they are encrypted as in production.
+	blobs := &blobRef{cfg: blob.Config{Endpoint: s3.Endpoint(), AccessKey: sec.S3AccessKey, SecretKey: sec.S3SecretKey, Bucket: cfg.S3Bucket, Seal: keys}}
 	if _, err := blobs.Get(ctx); err != nil {
 		return err
 	}
