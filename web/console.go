@@ -4,8 +4,11 @@
 //
 // Console is the console demo page of the dev stack (GET /console): pick an
 // account, bind a virtual or hardware MFA device, then try login protection
-// and a protected operation. Its script calls the console JSON API (SPEC §5)
-// from the browser with the dev console key.
+// (with a device code or a recovery code) and a protected operation. The
+// first binding shows the account's recovery codes once; a further device
+// and a new set of codes ask for a step-up proof first (SPEC §6a, §6b). Its
+// script calls the console JSON API (SPEC §5) from the browser with the dev
+// console key.
 //
 // Pages are the public pages served in every mode: the lost-phone appeal
 // form with its uploads, the applicant's status page, the account owner's
@@ -38,7 +41,14 @@ var templateFS embed.FS
 //go:embed static
 var staticFS embed.FS
 
-var templates = template.Must(template.ParseFS(templateFS, "templates/console.html"))
+var templates = template.Must(template.New("console").
+	Funcs(template.FuncMap{"recoveryPattern": func() string { return recoveryCodePattern }}).
+	ParseFS(templateFS, "templates/console.html"))
+
+// recoveryCodePattern is the pattern attribute of the console page's
+// recovery code inputs: 10 letters and digits, the hyphen after the fifth
+// optional. The API decides what is a code; this only catches typos early.
+const recoveryCodePattern = `\s*[A-Za-z0-9]{5}(-|\s)?[A-Za-z0-9]{5}\s*`
 
 // ContentSecurityPolicy is sent with every page: no inline script or style,
 // nothing from other origins. Images may also be blob: URLs, which is how

@@ -78,6 +78,16 @@ func TestConsolePage(t *testing.T) {
 		`id="status"`, `id="secret"`, `id="code1"`, `id="code2"`, `id="scope-login"`, `id="scope-operation"`,
 		`id="login-code"`, `id="login-verify"`, `id="op-code"`, `id="op-verify"`, `id="op-reuse"`,
 		`<label for="sms-code">`, `<label for="code1">`, `<label for="login-code">`, `<label for="op-code">`,
+		// Recovery codes and the step-up proof (SPEC §6a, §6b).
+		`id="recovery-left"`, `id="recovery-warning"`, `id="recovery-new"`, `id="codes-panel" class="codes-panel" hidden`,
+		`<ol id="codes-list" class="codes-list"`, `id="codes-copy"`, `id="codes-download"`, `id="codes-done"`,
+		`They are shown only once, here and now. Each code works once.`,
+		`<p id="codes-note" class="muted" role="status" aria-live="polite">`,
+		`<form id="bind-proof-step" class="step"`, `<form id="regen-step" class="step"`,
+		`<label for="bind-proof-code">`, `<label for="bind-proof-recovery">`, `id="bind-proof-kind-none"`, `id="bind-proof-none-help"`,
+		`<label for="regen-proof-code">`, `<label for="regen-proof-recovery">`, `<a href="/appeal">unbind appeal</a>`,
+		`<label for="login-recovery">`, `id="login-kind-recovery"`,
+		`pattern="\s*[A-Za-z0-9]{5}(-|\s)?[A-Za-z0-9]{5}\s*"`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("page lacks %s", want)

@@ -50,6 +50,7 @@ func TestPages(t *testing.T) {
 		{"/appeal", []string{
 			`<script src="/static/appeal.js" defer>`,
 			`Only accounts that have completed real-name verification can be unbound.`,
+			`<strong>Still have a recovery code?</strong> Use it to sign in and bind your new phone`,
 			`its MFA device cannot be unbound by appeal`,
 			`data-max-document="5242880"`, `data-appeal-id=""`,
 			`<label for="account_id">`, `<label for="login_kind">`, `<label for="login_id"`, `<label for="bound_phone">`,

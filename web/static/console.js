@@ -1,9 +1,75 @@
 // console.js drives the console demo page (/console): it calls the console
 // JSON API with the dev console key the page carries in data-api-key.
 // Dev only: a real console keeps its key on its own server.
+//
+// Recovery codes live in this page's memory and DOM only, from the answer
+// that carries them until "I have saved them", a reload or a new set: never
+// in localStorage, sessionStorage or a cookie.
 "use strict";
 
 (function () {
+  // Every text the script shows, in one place for the translations to come.
+  // {name} is replaced by fmt.
+  const T = {
+    pickAccount: "Pick an account first.",
+    noAccounts: "No accounts to work with.",
+    accountSelected: "Account {id} selected.",
+    accountLoaded: "Account {id} loaded. Bind a device to start.",
+    error: "Error {code}: {message}",
+    errorRetry: "Error {code}: {message} (retry after {seconds} s)",
+    errorPlain: "Error: {message}",
+    networkError: "the server cannot be reached",
+    requestFailed: "request failed",
+    qrFailed: "the QR code could not be loaded",
+    never: "never",
+    on: "on",
+    off: "off",
+    virtualDevice: "Virtual MFA device",
+    hardwareDevice: "Hardware token card",
+    deviceSerial: "{device} (SN {serial})",
+    noDevice: "No MFA device bound.",
+    deviceMeta: " · bound {bound} · last used {used}",
+    protection: "Login protection: {login} · Operation protection: {operation}",
+    recoveryNone: "No recovery codes yet: they come with the first MFA device.",
+    recoveryLeft: "Recovery codes left: {n}",
+    recoveryLow: "Only {n} recovery codes left. Make a new set before they run out: without a device or a code, only an appeal gets you back in.",
+    recoveryOut: "No recovery codes left. Make a new set now: without a device or a code, only an appeal gets you back in.",
+    startBinding: "Start a binding first.",
+    bindProofNeeded: "This account already has an MFA device. Confirm with a code from it or with a recovery code to bind another.",
+    regenProofNeeded: "Confirm with a code from a bound device or with a recovery code to make a new set.",
+    proofNoneChosen: "Without a proof the server will refuse; the appeal is the way back in.",
+    smsSent: "SMS code sent to {phone}. The binding expires at {expires}.",
+    boundPhone: "the bound phone",
+    identityVirtual: "Identity verified. Scan the QR code, then enter two consecutive codes.",
+    identityHardware: "Identity verified. Enter the card's serial number and its current code.",
+    unexpectedStatus: "Unexpected binding status: {status}",
+    boundResult: "Bound: {device}. Login protection {login}, operation protection {operation}.",
+    bound: "The MFA device is bound.",
+    boundWithCodes: "The MFA device is bound. Save your recovery codes now: they are shown only once.",
+    codesHeading: "Your recovery codes for {account}",
+    codesNewHeading: "Your new recovery codes for {account}",
+    codesNew: "A new set of recovery codes is made; the old codes no longer work. Save the new ones now: they are shown only once.",
+    copied: "Copied the {n} codes to the clipboard.",
+    copyManually: "The codes are selected: press Ctrl+C (⌘C on a Mac) to copy them.",
+    downloaded: "Saved as {file}.",
+    codesDismissed: "The recovery codes are hidden and gone from this page.",
+    fileName: "mfaflow-recovery-codes-{account}.txt",
+    fileText: "mfaflow recovery codes\nAccount: {account}\nMade: {time}\n\nEach code works once: to sign in, or to confirm a change such as binding a new phone.\nA new set replaces these. Keep this file somewhere safe.\n\n{codes}\n",
+    loginVerified: "Login verified: welcome back.",
+    loginRecovery: "Login verified with a recovery code: welcome back. That code no longer works; recovery codes left: {n}.",
+    loginPassed: "Login check passed.",
+    vmDeleted: "VM deleted: vm-123. The grant was used once.",
+    opDone: "Operation verified and performed.",
+    deleteFirst: "Delete the VM first to get a grant.",
+    grantTwice: "The same grant was accepted again. This should not happen.",
+    grantTwiceStatus: "The grant was accepted twice.",
+    refused: "Refused: {message} ({code}).",
+  };
+
+  function fmt(key, vars) {
+    return T[key].replace(/\{(\w+)\}/g, (m, name) => (vars && name in vars ? String(vars[name]) : m));
+  }
+
   const $ = (id) => document.getElementById(id);
   const root = $("console");
   const apiKey = root.dataset.apiKey || "";
@@ -14,8 +80,12 @@
   const operation = { action: "vm.delete", resource: "vm-123" };
 
   let binding = null; // { id, type } of the binding in progress
+  let bindType = null; // the device type waiting for a step-up proof
   let grant = null; // the last operation grant
   let qrURL = null; // object URL of the QR image
+  let deviceCount = 0; // active devices of the account, from the last refresh
+  let shown = null; // { account, codes, time } of the recovery codes on show
+  let codesURL = null; // object URL of the last download
 
   class APIError extends Error {
     constructor(code, message, httpStatus, retryAfter) {
@@ -33,13 +103,10 @@
 
   function showError(e) {
     if (e instanceof APIError) {
-      let msg = "Error " + e.code + ": " + e.message;
-      if (e.retryAfter) {
-        msg += " (retry after " + e.retryAfter + " s)";
-      }
-      show(msg, "error");
+      const vars = { code: e.code, message: e.message, seconds: e.retryAfter };
+      show(fmt(e.retryAfter ? "errorRetry" : "error", vars), "error");
     } else {
-      show("Error: " + e.message, "error");
+      show(fmt("errorPlain", { message: e.message }), "error");
     }
   }
 
@@ -78,7 +145,7 @@
   // call sends a JSON request to the console API and returns the parsed
   // answer; it throws an APIError with the API's error code and message.
   async function call(method, path, body) {
-    const opts = { method: method, headers: authHeaders() };
+    const opts = { method: method, headers: authHeaders(), cache: "no-store" };
     opts.headers.Accept = "application/json";
     if (body !== undefined) {
       opts.headers["Content-Type"] = "application/json";
@@ -88,7 +155,7 @@
     try {
       res = await fetch(path, opts);
     } catch (e) {
-      throw new APIError("network_error", "the server cannot be reached", 0, null);
+      throw new APIError("network_error", T.networkError, 0, null);
     }
     let data = null;
     try {
@@ -97,7 +164,7 @@
       data = null;
     }
     if (!res.ok) {
-      const err = (data && data.error) || { code: "http_" + res.status, message: res.statusText || "request failed" };
+      const err = (data && data.error) || { code: "http_" + res.status, message: res.statusText || T.requestFailed };
       throw new APIError(err.code, err.message, res.status, res.headers.get("Retry-After"));
     }
     return data || {};
@@ -111,7 +178,7 @@
         ev.preventDefault();
       }
       if (!accountID()) {
-        show("Pick an account first.", "error");
+        show(T.pickAccount, "error");
         return;
       }
       button.disabled = true;
@@ -128,23 +195,20 @@
   }
 
   function onOff(b) {
-    return b ? "on" : "off";
+    return b ? T.on : T.off;
   }
 
   function formatTime(s) {
     if (!s) {
-      return "never";
+      return T.never;
     }
     const d = new Date(s);
     return isNaN(d) ? s : d.toLocaleString();
   }
 
   function describeDevice(d) {
-    let s = (d.type === "hardware" ? "Hardware token card" : d.type === "virtual" ? "Virtual MFA device" : d.type) + " " + d.id;
-    if (d.serial) {
-      s += " (SN " + d.serial + ")";
-    }
-    return s;
+    const name = (d.type === "hardware" ? T.hardwareDevice : d.type === "virtual" ? T.virtualDevice : d.type) + " " + d.id;
+    return d.serial ? fmt("deviceSerial", { device: name, serial: d.serial }) : name;
   }
 
   async function refresh() {
@@ -152,10 +216,11 @@
     const list = $("devices");
     list.replaceChildren();
     const devices = r.devices || [];
+    deviceCount = devices.length;
     if (devices.length === 0) {
       const li = document.createElement("li");
       li.className = "muted";
-      li.textContent = "No MFA device bound.";
+      li.textContent = T.noDevice;
       list.append(li);
     }
     for (const d of devices) {
@@ -164,18 +229,125 @@
       name.textContent = describeDevice(d);
       const meta = document.createElement("span");
       meta.className = "muted";
-      meta.textContent = " · bound " + formatTime(d.bound_at) + " · last used " + formatTime(d.last_used_at);
+      meta.textContent = fmt("deviceMeta", { bound: formatTime(d.bound_at), used: formatTime(d.last_used_at) });
       li.append(name, meta);
       list.append(li);
     }
     const p = r.protection || {};
-    $("protection").textContent = "Login protection: " + onOff(p.login) + " · Operation protection: " + onOff(p.operation);
+    $("protection").textContent = fmt("protection", { login: onOff(p.login), operation: onOff(p.operation) });
+    showRecoveryState(devices.length, r.recovery_codes_remaining);
+  }
+
+  // showRecoveryState shows how many recovery codes are left, warns at 3
+  // or fewer, and offers a new set while the account has a device.
+  function showRecoveryState(devices, left) {
+    const known = typeof left === "number";
+    const warning = $("recovery-warning");
+    $("recovery-new").hidden = devices === 0;
+    if (devices === 0) {
+      $("recovery-left").textContent = T.recoveryNone;
+      warning.hidden = true;
+      $("regen-step").hidden = true;
+      return;
+    }
+    $("recovery-left").textContent = known ? fmt("recoveryLeft", { n: left }) : "";
+    if (known && left <= 3) {
+      warning.textContent = left === 0 ? T.recoveryOut : fmt("recoveryLow", { n: left });
+      warning.hidden = false;
+    } else {
+      warning.hidden = true;
+    }
+  }
+
+  // The proof forms (step-up, SPEC §6a): a device code, a recovery code or
+  // neither (the server then refuses and points to the appeal).
+  function proofKind(prefix) {
+    const checked = document.querySelector('input[name="' + prefix + '-kind"]:checked');
+    return checked ? checked.value : "code";
+  }
+
+  // setKind shows the input of the chosen kind; the other is disabled so
+  // that the browser neither checks nor sends it.
+  function setKind(prefix, kind) {
+    const code = $(prefix + "-code");
+    const recovery = $(prefix + "-recovery");
+    $(prefix + "-code-field").hidden = kind !== "code";
+    code.disabled = kind !== "code";
+    $(prefix + "-recovery-field").hidden = kind !== "recovery_code";
+    recovery.disabled = kind !== "recovery_code";
+    const none = $(prefix + "-none-help");
+    if (none) {
+      none.hidden = kind !== "none";
+    }
+  }
+
+  function resetProof(prefix) {
+    const first = $(prefix + "-kind-code");
+    if (first) {
+      first.checked = true;
+    }
+    $(prefix + "-code").value = "";
+    $(prefix + "-recovery").value = "";
+    setKind(prefix, "code");
+  }
+
+  function focusProof(prefix) {
+    const kind = proofKind(prefix);
+    const input = kind === "code" ? $(prefix + "-code") : kind === "recovery_code" ? $(prefix + "-recovery") : $(prefix + "-kind-none");
+    input.focus();
+  }
+
+  function normalizeRecovery(v) {
+    return v.replace(/\s+/g, "").toUpperCase();
+  }
+
+  // readProof returns the proof of the form as the API takes it, or null
+  // for "neither".
+  function readProof(prefix) {
+    switch (proofKind(prefix)) {
+      case "code":
+        return { code: $(prefix + "-code").value.trim() };
+      case "recovery_code":
+        return { recovery_code: normalizeRecovery($(prefix + "-recovery").value) };
+    }
+    return null;
+  }
+
+  function watchKind(prefix) {
+    for (const r of document.querySelectorAll('input[name="' + prefix + '-kind"]')) {
+      r.addEventListener("change", function () {
+        setKind(prefix, proofKind(prefix));
+        if (proofKind(prefix) === "none") {
+          show(T.proofNoneChosen);
+        }
+      });
+    }
+  }
+
+  // A refused proof leaves the form open with the server's answer in the
+  // status line; a wrong code is cleared for the next try.
+  function proofRefused(prefix, e) {
+    if (!(e instanceof APIError)) {
+      return;
+    }
+    if (e.code === "invalid_code" || e.code === "code_reused" || e.code === "invalid_field") {
+      $(prefix + "-code").value = "";
+      $(prefix + "-recovery").value = "";
+      focusProof(prefix);
+    }
+    if (e.code === "step_up_required") {
+      const none = $(prefix + "-none-help");
+      if (none) {
+        none.hidden = false;
+      }
+    }
   }
 
   function hideSteps() {
-    for (const id of ["sms-step", "virtual-step", "hardware-step"]) {
+    for (const id of ["bind-proof-step", "sms-step", "virtual-step", "hardware-step"]) {
       $(id).hidden = true;
     }
+    resetProof("bind-proof");
     $("secret").textContent = "";
     const img = $("qr");
     img.removeAttribute("src");
@@ -187,22 +359,68 @@
 
   function resetAll() {
     binding = null;
+    bindType = null;
     grant = null;
     hideSteps();
+    $("regen-step").hidden = true;
+    resetProof("regen-proof");
     $("op-reuse").disabled = true;
     for (const id of ["bind-result", "login-result", "op-result"]) {
       setResult($(id), "");
     }
   }
 
-  async function startBinding(type) {
+  // bindClicked starts a binding; an account that has a device is asked
+  // for the step-up proof first, so that no SMS goes out without one.
+  async function bindClicked(type) {
     resetAll();
-    const r = await call("POST", accountPath() + "/mfa/bindings", { device_type: type });
+    if (deviceCount > 0) {
+      askBindProof(type);
+      return;
+    }
+    await startBinding(type, null);
+  }
+
+  function askBindProof(type) {
+    bindType = type;
+    resetProof("bind-proof");
+    $("bind-proof-step").hidden = false;
+    focusProof("bind-proof");
+    show(T.bindProofNeeded);
+  }
+
+  async function submitBindProof() {
+    if (!bindType) {
+      show(T.startBinding, "error");
+      return;
+    }
+    await startBinding(bindType, readProof("bind-proof"));
+  }
+
+  async function startBinding(type, proof) {
+    const body = { device_type: type };
+    if (proof) {
+      body.proof = proof;
+    }
+    let r;
+    try {
+      r = await call("POST", accountPath() + "/mfa/bindings", body);
+    } catch (e) {
+      if (e instanceof APIError && e.code === "step_up_required" && $("bind-proof-step").hidden) {
+        // The page did not know of the device (another tab bound it).
+        askBindProof(type);
+        await refresh().catch(() => {});
+      }
+      proofRefused("bind-proof", e);
+      throw e;
+    }
+    hideSteps();
+    bindType = null;
     binding = { id: r.binding_id, type: type };
     const opt = selectedOption();
     const masked = opt ? opt.dataset.maskedPhone : "";
     const phone = opt ? opt.dataset.phone : "";
-    $("sms-phone").textContent = masked || "the bound phone";
+    $("sms-phone").textContent = masked || T.boundPhone;
     const link = $("outbox-link");
     if (devLinks && phone) {
       link.href = "/dev/outbox?to=" + encodeURIComponent(phone);
@@ -213,7 +431,7 @@
     $("sms-code").value = "";
     $("sms-step").hidden = false;
     $("sms-code").focus();
-    show("SMS code sent to " + (masked || "the bound phone") + ". The binding expires at " + formatTime(r.expires_at) + ".", "ok");
+    show(fmt("smsSent", { phone: masked || T.boundPhone, expires: formatTime(r.expires_at) }), "ok");
   }
 
   async function loadQR() {
@@ -225,7 +443,7 @@
       } catch (e) {
         err = null;
       }
-      err = err || { code: "http_" + res.status, message: "the QR code could not be loaded" };
+      err = err || { code: "http_" + res.status, message: T.qrFailed };
       throw new APIError(err.code, err.message, res.status, null);
     }
     const blob = await res.blob();
@@ -238,7 +456,7 @@
 
   async function submitSMS() {
     if (!binding) {
-      show("Start a binding first.", "error");
+      show(T.startBinding, "error");
       return;
     }
     const r = await call("POST", bindingPath() + "/sms-code", { code: $("sms-code").value.trim() });
@@ -250,15 +468,15 @@
       $("virtual-step").hidden = false;
       await loadQR();
       $("code1").focus();
-      show("Identity verified. Scan the QR code, then enter two consecutive codes.", "ok");
+      show(T.identityVirtual, "ok");
     } else if (r.status === "awaiting_hardware_token") {
       $("serial").value = "";
       $("hw-code").value = "";
       $("hardware-step").hidden = false;
       $("serial").focus();
-      show("Identity verified. Enter the card's serial number and its current code.", "ok");
+      show(T.identityHardware, "ok");
     } else {
-      show("Unexpected binding status: " + r.status, "error");
+      show(fmt("unexpectedStatus", { status: r.status }), "error");
     }
   }
 
@@ -267,8 +485,15 @@
     binding = null;
     const p = r.protection || {};
     const d = r.device || {};
-    setResult($("bind-result"), "Bound: " + describeDevice(d) + ". Login protection " + onOff(p.login) + ", operation protection " + onOff(p.operation) + ".", "ok");
-    show("The MFA device is bound.", "ok");
+    const result = $("bind-result");
+    setResult(result, fmt("boundResult", { device: describeDevice(d), login: onOff(p.login), operation: onOff(p.operation) }), "ok");
+    if (Array.isArray(r.recovery_codes) && r.recovery_codes.length > 0) {
+      showCodes(r.recovery_codes, "codesHeading");
+      show(T.boundWithCodes, "ok");
+    } else {
+      result.focus();
+      show(T.bound, "ok");
+    }
   }
 
   async function confirmVirtual() {
@@ -302,13 +527,148 @@
     }
   }
 
+  // Recovery codes on show (SPEC §6b): once, from the answer that made them.
+
+  function showCodes(codes, headingKey) {
+    clearCodes();
+    shown = { account: accountID(), codes: codes.slice(), time: new Date() };
+    const list = $("codes-list");
+    for (const c of codes) {
+      const li = document.createElement("li");
+      const code = document.createElement("code");
+      code.textContent = c;
+      li.append(code);
+      list.append(li);
+    }
+    $("h-codes").textContent = fmt(headingKey, { account: shown.account });
+    $("codes-panel").hidden = false;
+    $("h-codes").focus();
+  }
+
+  // clearCodes removes the codes from the page and from memory.
+  function clearCodes() {
+    shown = null;
+    $("codes-list").replaceChildren();
+    $("codes-note").textContent = "";
+    $("codes-panel").hidden = true;
+    if (codesURL) {
+      URL.revokeObjectURL(codesURL);
+      codesURL = null;
+    }
+  }
+
+  async function copyCodes() {
+    if (!shown) {
+      return;
+    }
+    const text = shown.codes.join("\n");
+    const note = $("codes-note");
+    try {
+      if (!navigator.clipboard || !window.isSecureContext) {
+        throw new Error("no clipboard");
+      }
+      await navigator.clipboard.writeText(text);
+      note.textContent = fmt("copied", { n: shown.codes.length });
+      return;
+    } catch (e) {
+      // Fall back to the selection below.
+    }
+    const sel = window.getSelection();
+    const range = document.createRange();
+    range.selectNodeContents($("codes-list"));
+    sel.removeAllRanges();
+    sel.addRange(range);
+    let ok = false;
+    try {
+      ok = document.execCommand("copy");
+    } catch (e) {
+      ok = false;
+    }
+    if (ok) {
+      sel.removeAllRanges();
+      note.textContent = fmt("copied", { n: shown.codes.length });
+    } else {
+      note.textContent = T.copyManually;
+    }
+  }
+
+  function downloadCodes() {
+    if (!shown) {
+      return;
+    }
+    const file = fmt("fileName", { account: shown.account });
+    const text = fmt("fileText", { account: shown.account, time: shown.time.toLocaleString(), codes: shown.codes.join("\n") });
+    if (codesURL) {
+      URL.revokeObjectURL(codesURL);
+    }
+    codesURL = URL.createObjectURL(new Blob([text], { type: "text/plain;charset=utf-8" }));
+    const a = document.createElement("a");
+    a.href = codesURL;
+    a.download = file;
+    a.hidden = true;
+    document.body.append(a);
+    a.click();
+    a.remove();
+    $("codes-note").textContent = fmt("downloaded", { file: file });
+  }
+
+  function codesDone() {
+    clearCodes();
+    show(T.codesDismissed);
+    $("h-recovery").focus();
+  }
+
+  function askRegen() {
+    resetProof("regen-proof");
+    $("regen-step").hidden = false;
+    focusProof("regen-proof");
+    show(T.regenProofNeeded);
+  }
+
+  async function regenerate() {
+    const proof = readProof("regen-proof");
+    let r;
+    try {
+      r = await call("POST", accountPath() + "/mfa/recovery-codes", proof ? { proof: proof } : {});
+    } catch (e) {
+      proofRefused("regen-proof", e);
+      throw e;
+    }
+    $("regen-step").hidden = true;
+    resetProof("regen-proof");
+    showCodes(r.recovery_codes || [], "codesNewHeading");
+    show(T.codesNew, "ok");
+    await refresh();
+  }
+
+  function loginKindChanged() {
+    const recovery = $("login-kind-recovery").checked;
+    $("login-code-field").hidden = recovery;
+    $("login-code").disabled = recovery;
+    $("login-recovery-field").hidden = !recovery;
+    $("login-recovery").disabled = !recovery;
+  }
+
   async function verifyLogin() {
-    const input = $("login-code");
     setResult($("login-result"), "");
-    await call("POST", accountPath() + "/mfa/verify", { code: input.value.trim(), purpose: "login" });
+    const recovery = $("login-kind-recovery").checked;
+    const input = recovery ? $("login-recovery") : $("login-code");
+    const body = recovery ? { recovery_code: normalizeRecovery(input.value), purpose: "login" } : { code: input.value.trim(), purpose: "login" };
+    let r;
+    try {
+      r = await call("POST", accountPath() + "/mfa/verify", body);
+    } finally {
+      if (recovery) {
+        input.value = ""; // used or refused, a recovery code is not kept on the page
+      }
+    }
     input.value = "";
-    setResult($("login-result"), "Login verified: welcome back.", "ok");
-    show("Login check passed.", "ok");
+    if (recovery) {
+      setResult($("login-result"), fmt("loginRecovery", { n: r.recovery_codes_remaining }), "ok");
+    } else {
+      setResult($("login-result"), T.loginVerified, "ok");
+    }
+    show(T.loginPassed, "ok");
     await refresh();
   }
 
@@ -326,64 +686,84 @@
     grant = v.grant;
     await consume();
     $("op-reuse").disabled = false;
-    setResult($("op-result"), "VM deleted: vm-123. The grant was used once.", "ok");
-    show("Operation verified and performed.", "ok");
+    setResult($("op-result"), T.vmDeleted, "ok");
+    show(T.opDone, "ok");
     await refresh();
   }
 
   async function reuseGrant() {
     if (!grant) {
-      show("Delete the VM first to get a grant.", "error");
+      show(T.deleteFirst, "error");
       return;
     }
     try {
       await consume();
-      setResult($("op-result"), "The same grant was accepted again. This should not happen.", "error");
-      show("The grant was accepted twice.", "error");
+      setResult($("op-result"), T.grantTwice, "error");
+      show(T.grantTwiceStatus, "error");
     } catch (e) {
       if (e instanceof APIError) {
-        setResult($("op-result"), "Refused: " + e.message + " (" + e.code + ").", "refused");
+        setResult($("op-result"), fmt("refused", { message: e.message, code: e.code }), "refused");
       }
       throw e;
     }
   }
 
+  function on(id, type, fn) {
+    $(id).addEventListener(type, fn);
+  }
+
   function init() {
     const sel = accountSelect();
     if (!sel) {
-      show("No accounts to work with.", "error");
+      show(T.noAccounts, "error");
       for (const b of document.querySelectorAll("button")) {
         b.disabled = true;
       }
       return;
     }
-    const refreshBtn = $("refresh");
-    refreshBtn.addEventListener("click", action(refreshBtn, refresh));
+    on("refresh", "click", action($("refresh"), refresh));
     sel.addEventListener("change", async function () {
       resetAll();
-      show("Account " + accountID() + " selected.");
+      deviceCount = 0;
+      show(fmt("accountSelected", { id: accountID() }));
       try {
         await refresh();
       } catch (e) {
         showError(e);
       }
     });
-    const bv = $("bind-virtual");
-    bv.addEventListener("click", action(bv, () => startBinding("virtual")));
-    const bh = $("bind-hardware");
-    bh.addEventListener("click", action(bh, () => startBinding("hardware")));
-    $("sms-step").addEventListener("submit", action($("sms-submit"), submitSMS));
-    $("virtual-step").addEventListener("submit", action($("confirm"), confirmVirtual));
-    $("hardware-step").addEventListener("submit", action($("hw-confirm"), confirmHardware));
-    $("serial").addEventListener("input", updateTokenLink);
-    $("login-form").addEventListener("submit", action($("login-verify"), verifyLogin));
-    $("op-form").addEventListener("submit", action($("op-verify"), deleteVM));
-    const reuse = $("op-reuse");
-    reuse.addEventListener("click", action(reuse, reuseGrant));
-    refresh().then(
-      () => show("Account " + accountID() + " loaded. Bind a device to start."),
-      showError
-    );
+    on("bind-virtual", "click", action($("bind-virtual"), () => bindClicked("virtual")));
+    on("bind-hardware", "click", action($("bind-hardware"), () => bindClicked("hardware")));
+    on("bind-proof-step", "submit", action($("bind-proof-submit"), submitBindProof));
+    on("bind-proof-cancel", "click", function () {
+      hideSteps();
+      bindType = null;
+      $("bind-virtual").focus();
+    });
+    on("sms-step", "submit", action($("sms-submit"), submitSMS));
+    on("virtual-step", "submit", action($("confirm"), confirmVirtual));
+    on("hardware-step", "submit", action($("hw-confirm"), confirmHardware));
+    on("serial", "input", updateTokenLink);
+    on("recovery-new", "click", askRegen);
+    on("regen-step", "submit", action($("regen-submit"), regenerate));
+    on("regen-cancel", "click", function () {
+      $("regen-step").hidden = true;
+      resetProof("regen-proof");
+      $("recovery-new").focus();
+    });
+    on("codes-copy", "click", copyCodes);
+    on("codes-download", "click", downloadCodes);
+    on("codes-done", "click", codesDone);
+    watchKind("bind-proof");
+    watchKind("regen-proof");
+    for (const r of document.querySelectorAll('input[name="login-kind"]')) {
+      r.addEventListener("change", loginKindChanged);
+    }
+    loginKindChanged();
+    on("login-form", "submit", action($("login-verify"), verifyLogin));
+    on("op-form", "submit", action($("op-verify"), deleteVM));
+    on("op-reuse", "click", action($("op-reuse"), reuseGrant));
+    refresh().then(() => show(fmt("accountLoaded", { id: accountID() })), showError);
   }
 
   init();
