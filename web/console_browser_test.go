@@ -17,6 +17,9 @@ import (
 	"testing"
 	"time"
 
+	cdpbrowser "github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
@@ -351,9 +354,9 @@ func awayFromBoundary() time.Time {
 
 // TestConsoleInBrowser drives the console demo page in headless Chromium
 // against the whole stack: bind a virtual device (SMS code, QR and key, two
-// consecutive codes, both scopes), pass the login check, delete a VM with an
-// operation grant and see the grant refused the second time; then bind a
-// hardware card on another account.
+// consecutive codes, both scopes; its recovery codes show), pass the login
+// check, delete a VM with an operation grant and see the grant refused the
+// second time; then bind a hardware card on another account.
 func TestConsoleInBrowser(t *testing.T) {
 	b := newBrowser(t)
 	s := startBrowserStack(t)
@@ -400,6 +403,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	b.waitText("bind-result", "Login protection on, operation protection on.")
 	b.waitText("devices", "Virtual MFA device dev")
 	b.waitText("protection", "Login protection: on · Operation protection: on")
+	b.shownCodes()
 	b.screenshot("05-bound")
 
 	// 5. Login check. The binding's own code is refused as reused, with the
@@ -448,6 +452,9 @@ func TestConsoleInBrowser(t *testing.T) {
 	b.waitText("bind-result", "Bound: Hardware token card")
 	b.waitText("bind-result", "(SN "+demoSerial+"). Login protection off, operation protection on.")
 	b.waitText("devices", "SN "+demoSerial)
+	// The account's first device, so its recovery codes come with it.
+	b.waitText("h-codes", "Your recovery codes for demo-enterprise")
+	b.shownCodes()
 	b.screenshot("11-hardware-bound")
 }
 
@@ -467,4 +474,329 @@ func readDemoCode(t *testing.T, url string) string {
 		t.Fatalf("GET %s = %d %v", url, res.StatusCode, errors.Join(err, fmt.Errorf("code %q", out.Code)))
 	}
 	return out.Code
+}
+
+// recoveryCodeShape is a recovery code as the API shows it (SPEC §6b).
+var recoveryCodeShape = regexp.MustCompile(`^[23456789ABCDEFGHJKMNPQRSTVWXYZ]{5}-[23456789ABCDEFGHJKMNPQRSTVWXYZ]{5}$`)
+
+// smsCount counts the SMS codes sent to phone so far.
+func (s *browserStack) smsCount(t *testing.T, phone string) int {
+	t.Helper()
+	msgs, err := s.st.ListOutbox(context.Background(), phone, 500)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, m := range msgs {
+		if m.Kind == activities.KindSMSCode {
+			n++
+		}
+	}
+	return n
+}
+
+// nextSMSCode waits up to 10 s for an SMS code to phone beyond the first
+// `seen` and returns the newest.
+func (s *browserStack) nextSMSCode(t *testing.T, phone string, seen int) string {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for s.smsCount(t, phone) <= seen {
+		if time.Now().After(deadline) {
+			t.Fatalf("no new SMS code sent to %s", phone)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return s.smsCode(t, phone)
+}
+
+// consoleCall sends a JSON request to the console API with the test's key
+// and returns the status.
+func (s *browserStack) consoleCall(t *testing.T, method, path string, body any) int {
+	t.Helper()
+	b, err := json.Marshal(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequest(method, s.url+path, strings.NewReader(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+browserConsoleKey)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := (&http.Client{Timeout: 20 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	return res.StatusCode
+}
+
+// freshCode returns a code of secret for a step after the one of `after`
+// (the last step the server took from this device) that the server still
+// accepts: the current step, or the next one (inside the ±1 window) while
+// the current is the step of `after`. It also returns the code's time.
+func freshCode(secret mfa.Secret, after time.Time) (string, time.Time) {
+	at := awayFromBoundary()
+	if at.Truncate(30 * time.Second).Equal(after.Truncate(30 * time.Second)) {
+		at = at.Add(30 * time.Second)
+	}
+	return mfa.TOTP(secret, at, mfa.Params{}), at
+}
+
+// tick checks the checkbox #id if it is not checked yet.
+func (b *browser) tick(id string) {
+	b.t.Helper()
+	if !eval[bool](b, fmt.Sprintf(`document.getElementById(%s).checked`, jsString(id))) {
+		b.click(id)
+	}
+}
+
+// visible waits until #id is shown.
+func (b *browser) visible(id string) {
+	b.t.Helper()
+	b.waitJS("#"+id+" shows", fmt.Sprintf(`(() => { const e = document.getElementById(%s); return !!e && !e.hidden && e.offsetParent !== null; })()`, jsString(id)), 20*time.Second)
+}
+
+// shownCodes waits for the recovery codes panel and returns its codes,
+// after checking there are 10 distinct codes of the API's shape.
+func (b *browser) shownCodes() []string {
+	b.t.Helper()
+	b.visible("codes-panel")
+	codes := eval[[]string](b, `Array.from(document.querySelectorAll("#codes-list li code"), c => c.textContent)`)
+	if len(codes) != 10 {
+		b.t.Fatalf("the page shows %d recovery codes, want 10", len(codes))
+	}
+	seen := map[string]bool{}
+	for i, c := range codes {
+		if !recoveryCodeShape.MatchString(c) || seen[c] {
+			b.t.Fatalf("recovery code %d on the page is malformed or repeated", i+1)
+		}
+		seen[c] = true
+	}
+	return codes
+}
+
+// fitsNarrow shows the page 375 px wide, checks nothing overflows
+// sideways and saves a screenshot, then restores the window's size.
+func (b *browser) fitsNarrow(name string) {
+	b.t.Helper()
+	wide := eval[int](b, `window.innerWidth`)
+	b.do("375 px wide", chromedp.EmulateViewport(375, 812))
+	b.waitJS("the layout settles at 375 px", `window.innerWidth === 375`, 10*time.Second)
+	if w := eval[int](b, `document.documentElement.scrollWidth`); w > 375 {
+		b.t.Errorf("%s: the page is %d px wide at a 375 px viewport", name, w)
+	}
+	b.screenshot(name)
+	b.do("restore the width", chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+		_, err := chromedp.Call(ctx, emulation.ClearDeviceMetricsOverride, cdp.Empty{})
+		return err
+	}))
+	b.waitJS("the window's width is back", fmt.Sprintf(`window.innerWidth === %d`, wide), 10*time.Second)
+}
+
+// waitFile waits up to 20 s for a finished download named name in dir.
+func waitFile(t *testing.T, dir, name string) []byte {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if b, err := os.ReadFile(filepath.Join(dir, name)); err == nil && len(b) > 0 {
+			return b
+		}
+		if time.Now().After(deadline) {
+			entries, _ := os.ReadDir(dir)
+			t.Fatalf("no download %s in %s (has %d entries)", name, dir, len(entries))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestConsoleInBrowserRecoveryCodes drives the step-up and recovery codes
+// of the console page in headless Chromium against the whole stack (SPEC
+// §6a, §6b): the first virtual device binds with the SMS check alone and
+// the page shows 10 recovery codes once, with copy and download; a reload
+// no longer shows them; a second device is refused without a proof, before
+// any SMS, and binds with a code of the first; a recovery code passes the
+// login check once; a recovery code makes a new set, which replaces the
+// old; and the page warns at 3 codes left.
+func TestConsoleInBrowserRecoveryCodes(t *testing.T) {
+	b := newBrowser(t)
+	s := startBrowserStack(t)
+	defer b.checkFaults()
+	phone := demoPersonal.BoundPhone
+	const base = "/v1/accounts/demo-personal/mfa"
+
+	b.do("open the console", chromedp.Navigate(s.url+"/console"), chromedp.WaitVisible(chromedp.ID("account")))
+	b.waitText("status", "Account demo-personal loaded.")
+	b.waitText("recovery-left", "No recovery codes yet")
+	downloads := t.TempDir()
+	b.do("allow downloads", chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+		_, err := chromedp.CallBrowser(ctx, cdpbrowser.SetDownloadBehavior, cdpbrowser.SetDownloadBehaviorParams{
+			Behavior: cdpbrowser.SetDownloadBehaviorBehaviorAllow, DownloadPath: downloads})
+		return err
+	}))
+
+	// 1. The first device binds with the SMS check alone.
+	b.click("bind-virtual")
+	b.waitText("status", "SMS code sent to 138****8000")
+	b.typeInto("sms-code", s.smsCode(t, phone))
+	b.click("sms-submit")
+	b.waitText("status", "Identity verified.")
+	first, err := mfa.DecodeSecret(b.text("secret"))
+	if err != nil {
+		t.Fatalf("#secret: %v", err)
+	}
+	firstAt := awayFromBoundary()
+	b.typeInto("code1", mfa.TOTP(first, firstAt.Add(-30*time.Second), mfa.Params{}))
+	b.typeInto("code2", mfa.TOTP(first, firstAt, mfa.Params{}))
+	b.tick("scope-login")
+	b.click("confirm")
+	b.waitText("bind-result", "Bound: Virtual MFA device")
+
+	// 2. Its recovery codes show once, with the warning that they do, and
+	// focus moves to them.
+	b.waitText("status", "Save your recovery codes now: they are shown only once.")
+	codes := b.shownCodes()
+	b.waitText("h-codes", "Your recovery codes for demo-personal")
+	b.waitText("codes-once", "They are shown only once, here and now. Each code works once.")
+	b.waitText("recovery-left", "Recovery codes left: 10")
+	if f := eval[string](b, `document.activeElement ? document.activeElement.id : ""`); f != "h-codes" {
+		t.Errorf("focus is on #%s after the binding, want the recovery codes' heading", f)
+	}
+	if eval[bool](b, `getComputedStyle(document.querySelector("#codes-list code")).fontFamily.includes("monospace")`) == false {
+		t.Error("the recovery codes are not in a monospace font")
+	}
+	b.screenshot("rc-01-codes-shown")
+	b.fitsNarrow("rc-02-codes-375px")
+
+	b.click("codes-copy")
+	b.waitJS("the copy is confirmed", `(() => { const t = document.getElementById("codes-note").textContent; return t.includes("Copied the 10 codes") || t.includes("The codes are selected"); })()`, 20*time.Second)
+	b.click("codes-download")
+	b.waitText("codes-note", "Saved as mfaflow-recovery-codes-demo-personal.txt.")
+	file := string(waitFile(t, downloads, "mfaflow-recovery-codes-demo-personal.txt"))
+	if !strings.Contains(file, "Account: demo-personal") || !strings.Contains(file, "Each code works once") {
+		t.Error("the downloaded file lacks its account or the single-use warning")
+	}
+	for i, c := range codes {
+		if !strings.Contains(file, c+"\n") {
+			t.Errorf("the downloaded file lacks code %d", i+1)
+		}
+	}
+	if n := eval[int](b, `localStorage.length + sessionStorage.length + document.cookie.length`); n != 0 {
+		t.Errorf("the page keeps something in web storage or cookies (%d)", n)
+	}
+
+	// 3. A reload shows them no more.
+	b.do("reload", chromedp.Reload(), chromedp.WaitVisible(chromedp.ID("account")))
+	b.waitText("status", "Account demo-personal loaded.")
+	b.waitText("recovery-left", "Recovery codes left: 10")
+	if eval[bool](b, `!document.getElementById("codes-panel").hidden || document.querySelectorAll("#codes-list li").length > 0`) {
+		t.Error("the recovery codes panel shows after a reload")
+	}
+	page := eval[string](b, `document.documentElement.outerHTML`)
+	for i, c := range codes {
+		if strings.Contains(page, c) {
+			t.Errorf("code %d is on the page after a reload", i+1)
+		}
+	}
+	b.screenshot("rc-03-reloaded")
+
+	// 4. A second device without a proof: the page asks for one first;
+	// "neither" gets the server's refusal, which points to the appeal, and
+	// no SMS goes out.
+	smsBefore := s.smsCount(t, phone)
+	b.click("bind-virtual")
+	b.visible("bind-proof-step")
+	b.waitText("status", "This account already has an MFA device.")
+	if f := eval[string](b, `document.activeElement.id`); f != "bind-proof-code" {
+		t.Errorf("focus is on #%s, want the proof's code input", f)
+	}
+	b.click("bind-proof-kind-none")
+	b.visible("bind-proof-none-help")
+	b.click("bind-proof-submit")
+	b.waitText("status", "Error step_up_required:")
+	b.waitText("status", "appeal")
+	if eval[bool](b, `document.getElementById("sms-step").hidden === false || document.getElementById("bind-proof-step").hidden`) {
+		t.Error("after the refusal the SMS step shows or the proof step is gone")
+	}
+	if n := s.smsCount(t, phone); n != smsBefore {
+		t.Errorf("a refused binding sent %d SMS codes", n-smsBefore)
+	}
+	b.screenshot("rc-04-refused-without-proof")
+	b.fitsNarrow("rc-05-refused-375px")
+
+	// 5. With a code of the first device it binds.
+	b.click("bind-proof-kind-code")
+	proof, _ := freshCode(first, firstAt)
+	b.typeInto("bind-proof-code", proof)
+	b.screenshot("rc-06-proof")
+	b.click("bind-proof-submit")
+	b.waitText("status", "SMS code sent to 138****8000")
+	b.typeInto("sms-code", s.nextSMSCode(t, phone, smsBefore))
+	b.click("sms-submit")
+	b.waitText("status", "Identity verified.")
+	second, err := mfa.DecodeSecret(b.text("secret"))
+	if err != nil {
+		t.Fatalf("#secret: %v", err)
+	}
+	secondAt := awayFromBoundary()
+	b.typeInto("code1", mfa.TOTP(second, secondAt.Add(-30*time.Second), mfa.Params{}))
+	b.typeInto("code2", mfa.TOTP(second, secondAt, mfa.Params{}))
+	b.click("confirm")
+	b.waitText("bind-result", "Bound: Virtual MFA device")
+	b.waitText("status", "The MFA device is bound.")
+	b.waitJS("two devices listed", `document.querySelectorAll("#devices li strong").length === 2`, 20*time.Second)
+	b.waitText("recovery-left", "Recovery codes left: 10")
+	if eval[bool](b, `!document.getElementById("codes-panel").hidden`) {
+		t.Error("the second binding showed recovery codes")
+	}
+	b.screenshot("rc-07-second-bound")
+
+	// 6. A recovery code, typed in lower case without its hyphen, passes the
+	// login check once.
+	b.click("login-kind-recovery")
+	b.visible("login-recovery")
+	b.typeInto("login-recovery", strings.ToLower(strings.ReplaceAll(codes[0], "-", "")))
+	b.click("login-verify")
+	b.waitText("login-result", "Login verified with a recovery code")
+	b.waitText("recovery-left", "Recovery codes left: 9")
+	if v := eval[string](b, `document.getElementById("login-recovery").value`); v != "" {
+		t.Error("the used recovery code stays in its input")
+	}
+	b.screenshot("rc-08-login-recovery")
+
+	// 7. Another recovery code makes a new set, shown once; the old set no
+	// longer works.
+	b.click("recovery-new")
+	b.visible("regen-step")
+	b.click("regen-proof-kind-recovery")
+	b.typeInto("regen-proof-recovery", codes[1])
+	b.click("regen-submit")
+	b.waitText("status", "A new set of recovery codes is made")
+	b.waitText("h-codes", "Your new recovery codes for demo-personal")
+	renewed := b.shownCodes()
+	for _, c := range renewed {
+		for _, old := range codes {
+			if c == old {
+				t.Fatal("the new set repeats a code of the old one")
+			}
+		}
+	}
+	b.waitText("recovery-left", "Recovery codes left: 10")
+	b.screenshot("rc-09-new-set")
+	b.click("codes-done")
+	b.waitJS("the codes are gone", `document.getElementById("codes-panel").hidden && document.querySelectorAll("#codes-list li").length === 0`, 10*time.Second)
+	b.typeInto("login-recovery", codes[2])
+	b.click("login-verify")
+	b.waitText("status", "Error invalid_code:")
+
+	// 8. At 3 codes left the page warns.
+	for _, c := range renewed[:7] {
+		if code := s.consoleCall(t, http.MethodPost, base+"/verify", map[string]string{"recovery_code": c, "purpose": "login"}); code != http.StatusOK {
+			t.Fatalf("login with a recovery code over HTTP = %d", code)
+		}
+	}
+	b.click("refresh")
+	b.waitText("recovery-left", "Recovery codes left: 3")
+	b.waitText("recovery-warning", "Only 3 recovery codes left.")
+	b.screenshot("rc-10-three-left")
 }
