@@ -44,6 +44,9 @@ type Activities struct {
 	// LeadEmail receives review-SLA escalations; empty means
 	// DefaultLeadEmail.
 	LeadEmail string
+	// WebAuthn is the relying party for binding security keys; nil refuses
+	// WebAuthn bindings.
+	WebAuthn *mfa.WebAuthn
 }
 
 // DocumentStore is what the appeal activities need of the object store.

@@ -165,7 +165,7 @@ func (a *Activities) CheckEligibility(ctx context.Context, in workflows.CheckEli
 
 // mfaDevice reports whether d is an MFA device an appeal unbinds (not the
 // platform's security-center token).
-func mfaDevice(d store.Device) bool { return d.Type == store.Virtual || d.Type == store.Hardware }
+func mfaDevice(d store.Device) bool { return d.Type.MFA() }
 
 // SetAppealStatus mirrors the workflow's status to the store's appeal row.
 // An appeal the store does not know (the API records it before starting

@@ -236,7 +236,7 @@ func (a *Activities) activeDevices(ctx context.Context, accountID string) (int, 
 	}
 	n := 0
 	for _, d := range ds {
-		if d.Status == store.DeviceActive && (d.Type == store.Virtual || d.Type == store.Hardware) {
+		if d.Status == store.DeviceActive && d.Type.MFA() {
 			n++
 		}
 	}
@@ -305,8 +305,8 @@ func (a *Activities) CreatePendingDevice(ctx context.Context, in workflows.Creat
 		return out, err
 	}
 	switch in.DeviceType {
-	case workflows.DeviceHardware:
-		return out, nil
+	case workflows.DeviceHardware, workflows.DeviceWebAuthn:
+		return out, nil // created when confirmed
 	case workflows.DeviceVirtual:
 	default:
 		return out, businessErr("binding: unknown device type", workflows.ErrTypeMalformed, nil)
@@ -504,8 +504,11 @@ func (a *Activities) finishBind(ctx context.Context, d store.Device, p workflows
 		return out, fmt.Errorf("finish bind: %w", err)
 	}
 	what := "An authenticator app"
-	if d.Type == store.Hardware {
+	switch d.Type {
+	case store.Hardware:
 		what = "A hardware token (serial " + d.Serial + ")"
+	case store.WebAuthn:
+		what = "A security key (" + d.Name + ")"
 	}
 	body := fmt.Sprintf("[%s] %s was bound to your account as an MFA device at %s UTC. Protection: %s. If this was not you, contact support at once.",
 		a.issuer(), what, d.BoundAt.UTC().Format("2006-01-02 15:04"), scopes(out.Protection))

@@ -2,6 +2,7 @@ package api
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
@@ -12,6 +13,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -22,6 +24,7 @@ import (
 
 	"github.com/mfaflow/mfaflow/blob"
 	"github.com/mfaflow/mfaflow/console"
+	"github.com/mfaflow/mfaflow/internal/doccheck"
 	"github.com/mfaflow/mfaflow/internal/validate"
 	"github.com/mfaflow/mfaflow/store"
 	"github.com/mfaflow/mfaflow/workflows"
@@ -43,9 +46,12 @@ type AppealConfig struct {
 	FourEyes         string // "enterprise", "all" or "none"
 	PublicURL        string
 	MaxDocument      int64 // 0: 10 MB
-	// Rate limits on filing: per client IP per hour and per account per day; 0: 20 and 5.
-	PerIPPerHour     int
-	PerAccountPerDay int
+	// Rate limits on filing (see filing.go): filings per client IP per hour,
+	// refused filings per client IP per hour, and filings that passed
+	// eligibility per account per day; 0: 20, 10 and 5.
+	PerIPPerHour        int
+	RefusedPerIPPerHour int
+	PerAccountPerDay    int
 }
 
 func (c AppealConfig) policy(applicantType string) workflows.AppealPolicy {
@@ -175,6 +181,12 @@ func appealError(err error) error {
 		return errorf(http.StatusConflict, "not_assignee", "claim the appeal before deciding it")
 	case workflows.ErrTypeInvalidInput:
 		return errorf(http.StatusBadRequest, "invalid_request", "the request is not valid for this appeal")
+	case workflows.ErrTypeTooManyUploads:
+		return errorf(http.StatusTooManyRequests, "too_many_uploads",
+			"this document type was uploaded %d times, the most an appeal takes", workflows.MaxUploadsPerType)
+	case workflows.ErrTypeTooManyUpdates:
+		return errorf(http.StatusTooManyRequests, "too_many_updates",
+			"this appeal has taken all the changes it can (%d); it can still be cancelled, and a new appeal filed", workflows.MaxAppealUpdates)
 	}
 	return bindingError(err)
 }
@@ -197,31 +209,10 @@ func (s *Server) appealState(ctx context.Context, appealID string) (workflows.Ap
 	return st, nil
 }
 
-// rateLimit counts one filing for key and refuses it past limit.
-func (s *Server) rateLimit(c *gin.Context, key string, window time.Duration, limit int) error {
-	ok, retry, err := s.deps.Store.Hit(c.Request.Context(), key, window, limit, s.deps.Now())
-	if err != nil {
-		return err
-	}
-	if !ok {
-		e := errorf(http.StatusTooManyRequests, "rate_limited", "too many appeals filed; try again later")
-		e.RetryAfter = retry
-		return e
-	}
-	return nil
-}
-
 func (s *Server) handleCreateAppeal() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		cfg := s.deps.Appeals
-		perIP, perAccount := cfg.PerIPPerHour, cfg.PerAccountPerDay
-		if perIP == 0 {
-			perIP = 20
-		}
-		if perAccount == 0 {
-			perAccount = 5
-		}
-		if err := s.rateLimit(c, "appeal-create:ip:"+c.ClientIP(), time.Hour, perIP); err != nil {
+		if err := s.checkFilingIP(c); err != nil {
 			fail(c, s.log, err)
 			return
 		}
@@ -238,18 +229,15 @@ func (s *Server) handleCreateAppeal() gin.HandlerFunc {
 			fail(c, s.log, err)
 			return
 		}
-		if err := s.rateLimit(c, "appeal-create:account:"+req.AccountID, 24*time.Hour, perAccount); err != nil {
+		if err := s.checkFilingAccount(c, req.AccountID); err != nil {
 			fail(c, s.log, err)
 			return
 		}
 		appealID := newSecretToken("apl_", 12)
 		token := newSecretToken("apt_", 32) // 256 bits
-		if _, err := s.deps.Store.CreateAppeal(c.Request.Context(), store.Appeal{
-			ID: appealID, AccountID: req.AccountID, ApplicantType: req.ApplicantType, TokenHash: store.TokenHash(token), Status: "filing",
+		if err := s.createAppealRow(c, store.Appeal{
+			ID: appealID, AccountID: req.AccountID, ApplicantType: req.ApplicantType, TokenHash: store.TokenHash(token), Status: appealFiling,
 		}); err != nil {
-			if errors.Is(err, store.ErrConflict) {
-				err = errorf(http.StatusConflict, "appeal_in_progress", "an appeal for this account is already open")
-			}
 			fail(c, s.log, err)
 			return
 		}
@@ -265,9 +253,13 @@ func (s *Server) handleCreateAppeal() gin.HandlerFunc {
 			// closes; closing is idempotent) and a Temporal that did not
 			// answer, where whether the workflow started cannot be known.
 			_ = s.deps.Store.SetAppealStatus(context.WithoutCancel(c.Request.Context()), appealID, workflows.AppealIneligible, true, s.deps.Now())
+			if r := refusalType(err); r != "" {
+				s.filingRefused(c, req.AccountID, r)
+			}
 			fail(c, s.log, appealError(err))
 			return
 		}
+		s.filingPassed(c, req.AccountID)
 		c.JSON(http.StatusCreated, gin.H{
 			"appeal_id": appealID, "access_token": token, "status": st.Status,
 			"required_documents": st.RequiredDocuments, "document_deadline": st.DocumentDeadline.UTC(),
@@ -372,8 +364,39 @@ func (s *Server) handleUploadDocument() gin.HandlerFunc {
 			fail(c, s.log, errorf(http.StatusUnsupportedMediaType, "unsupported_media_type", "the file's content is not a JPEG, PNG or PDF matching its Content-Type"))
 			return
 		}
+		// The content is checked as it streams (doccheck): an image from its
+		// header, before anything is stored; a PDF while it is stored, as the
+		// whole file is needed (spooling it first would need a disk and
+		// double the work, and production keeps no local state), and a
+		// refused one is deleted at once, as an upload the workflow refuses.
+		var upload io.Reader = body
+		var pdf *pdfCheck
+		if got == "application/pdf" {
+			pdf = startPDFCheck(body)
+			upload = pdf
+		} else {
+			var head bytes.Buffer
+			if _, err := doccheck.Image(io.TeeReader(body, &head), got); err != nil {
+				if tracked.err != nil || c.Request.Context().Err() != nil {
+					fail(c, s.log, errorf(http.StatusBadRequest, "incomplete_upload", "the upload ended before the whole file arrived"))
+					return
+				}
+				s.refuseDocument(c, a, docType, err)
+				return
+			}
+			upload = io.MultiReader(&head, body)
+		}
 		key := fmt.Sprintf("appeals/%s/%s/%s", a.ID, docType, newSecretToken("", 12))
-		obj, err := s.deps.Documents.Put(c.Request.Context(), key, body, c.Request.ContentLength, max, got)
+		obj, err := s.deps.Documents.Put(c.Request.Context(), key, upload, c.Request.ContentLength, max, got)
+		if pdf != nil {
+			if verdict := pdf.finish(err); isDocRefusal(verdict) {
+				if err == nil {
+					_ = s.deps.Documents.Delete(context.WithoutCancel(c.Request.Context()), key)
+				}
+				s.refuseDocument(c, a, docType, verdict)
+				return
+			}
+		}
 		if err != nil {
 			switch {
 			case errors.Is(err, blob.ErrTooLarge):
@@ -397,6 +420,67 @@ func (s *Server) handleUploadDocument() gin.HandlerFunc {
 		}
 		c.JSON(http.StatusCreated, gin.H{"doc_type": docType, "sha256": obj.SHA256, "size": obj.Size, "content_type": got})
 	}
+}
+
+// pdfCheck runs doccheck.PDF on a copy of the upload as it streams: its
+// Read passes the body on and hands the same bytes to the check through a
+// pipe, so memory does not grow with the file. When the check refuses
+// early, the next Read fails and the upload stops.
+type pdfCheck struct {
+	body    io.Reader
+	pw      *io.PipeWriter
+	verdict chan error
+}
+
+// errPDFRefused stops an upload whose PDF the check refused.
+var errPDFRefused = errors.New("api: the PDF check refused the upload")
+
+func startPDFCheck(body io.Reader) *pdfCheck {
+	pr, pw := io.Pipe()
+	p := &pdfCheck{body: body, pw: pw, verdict: make(chan error, 1)}
+	go func() {
+		err := doccheck.PDF(pr)
+		_ = pr.CloseWithError(errPDFRefused)
+		p.verdict <- err
+	}()
+	return p
+}
+
+func (p *pdfCheck) Read(b []byte) (int, error) {
+	n, err := p.body.Read(b)
+	if n > 0 {
+		if _, werr := p.pw.Write(b[:n]); werr != nil {
+			return 0, werr
+		}
+	}
+	return n, err
+}
+
+// finish ends the check once the store has read the upload (putErr is the
+// store's error: the check then stops with it) and returns its verdict.
+func (p *pdfCheck) finish(putErr error) error {
+	_ = p.pw.CloseWithError(putErr)
+	return <-p.verdict
+}
+
+// isDocRefusal reports whether err is doccheck's refusal of the content.
+func isDocRefusal(err error) bool {
+	return errors.Is(err, doccheck.ErrMalformed) || errors.Is(err, doccheck.ErrUnsafe)
+}
+
+// refuseDocument audits and answers an upload whose content doccheck
+// refused: 422 unsafe_document for a PDF with active content, else 415
+// unsupported_media_type. The audit names the reason, never the content.
+func (s *Server) refuseDocument(c *gin.Context, a store.Appeal, docType string, err error) {
+	s.audit(c, store.AuditEntry{Actor: "applicant:" + a.ID, Action: "document.upload", Outcome: "invalid", AccountID: a.AccountID, Subject: a.ID,
+		Details: map[string]string{"doc_type": docType, "reason": strings.TrimPrefix(err.Error(), "doccheck: ")}})
+	if errors.Is(err, doccheck.ErrUnsafe) {
+		fail(c, s.log, errorf(http.StatusUnprocessableEntity, "unsafe_document",
+			"the PDF holds JavaScript, a launch action or an embedded file; upload a plain PDF or a photo"))
+		return
+	}
+	fail(c, s.log, errorf(http.StatusUnsupportedMediaType, "unsupported_media_type",
+		"the file is not a readable JPEG, PNG or PDF: damaged, encrypted, or an image of impossible dimensions"))
 }
 
 func (s *Server) handleSubmitAppeal() gin.HandlerFunc {

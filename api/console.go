@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"regexp"
@@ -56,13 +57,19 @@ func caller(c *gin.Context) console.Caller {
 type deviceView struct {
 	ID         string     `json:"id"`
 	Type       string     `json:"type"`
+	Name       string     `json:"name,omitempty"`
 	Serial     string     `json:"serial,omitempty"`
+	Model      string     `json:"model,omitempty"`  // webauthn: the authenticator model, when known
+	AAGUID     string     `json:"aaguid,omitempty"` // webauthn: the model's AAGUID, when the key gives one
 	BoundAt    time.Time  `json:"bound_at"`
 	LastUsedAt *time.Time `json:"last_used_at"`
 }
 
 func viewDevice(d store.Device) deviceView {
 	v := deviceView{ID: d.ID, Type: string(d.Type), Serial: d.Serial, BoundAt: d.BoundAt.UTC()}
+	if d.Type == store.WebAuthn {
+		v.Name = d.Name
+	}
 	if !d.LastUsedAt.IsZero() {
 		t := d.LastUsedAt.UTC()
 		v.LastUsedAt = &t
@@ -135,6 +142,8 @@ func bindingError(err error) error {
 		return errorf(http.StatusNotFound, "not_found", "no such account")
 	case workflows.ErrTypeStepUpRequired:
 		return console.ErrStepUpRequired
+	case workflows.ErrTypeCredentialRefused:
+		return errorf(http.StatusUnprocessableEntity, "credential_refused", "the security key's answer could not be verified; start the binding again")
 	case workflows.ErrTypeAppealOpen:
 		return console.ErrAppealOpen
 	case workflows.ErrTypeUnavailable:
@@ -162,8 +171,15 @@ func (s *Server) handleCreateBinding() gin.HandlerFunc {
 		if !s.decode(c, &req) {
 			return
 		}
-		if req.DeviceType != workflows.DeviceVirtual && req.DeviceType != workflows.DeviceHardware {
-			fail(c, s.log, invalidField("device_type", `must be "virtual" or "hardware"`))
+		switch req.DeviceType {
+		case workflows.DeviceVirtual, workflows.DeviceHardware:
+		case workflows.DeviceWebAuthn:
+			if s.deps.ConsoleService.WebAuthn == nil {
+				fail(c, s.log, console.ErrWebAuthnOff)
+				return
+			}
+		default:
+			fail(c, s.log, invalidField("device_type", `must be "virtual", "hardware" or "webauthn"`))
 			return
 		}
 		proof, err := stepUpProof("", req.Proof)
@@ -272,6 +288,11 @@ func (s *Server) handleBindingSMSCode() gin.HandlerFunc {
 			fail(c, s.log, err)
 			return
 		}
+		if st.Status == workflows.BindingAwaitingWebAuthn {
+			c.JSON(http.StatusOK, gin.H{"binding_id": st.BindingID, "status": st.Status, "expires_at": st.ExpiresAt.UTC(),
+				"creation_options": json.RawMessage(st.CreationOptions)})
+			return
+		}
 		if st.Status != workflows.BindingAwaitingDeviceCodes {
 			c.JSON(http.StatusOK, gin.H{"binding_id": st.BindingID, "status": st.Status, "expires_at": st.ExpiresAt.UTC()})
 			return
@@ -332,16 +353,29 @@ func (s *Server) handleBindingConfirm() gin.HandlerFunc {
 		var req struct {
 			Code1      string         `json:"code1"`
 			Code2      string         `json:"code2"`
-			Serial     string         `json:"serial"`
-			Code       string         `json:"code"`
-			Protection protectionBody `json:"protection"`
+			Serial     string          `json:"serial"`
+			Code       string          `json:"code"`
+			Credential json.RawMessage `json:"credential"`
+			Name       string          `json:"name"`
+			Protection protectionBody  `json:"protection"`
 		}
 		if !s.decode(c, &req) {
 			return
 		}
 		in := workflows.BindConfirmInput{BindingID: bid, Code1: req.Code1, Code2: req.Code2, Serial: req.Serial, Code: req.Code,
 			Protection: workflows.Protection{Login: req.Protection.Login, Operation: req.Protection.Operation}}
-		if req.Serial != "" || req.Code != "" {
+		if len(req.Credential) > 0 {
+			var probe map[string]any
+			if json.Unmarshal(req.Credential, &probe) != nil {
+				fail(c, s.log, invalidField("credential", "the PublicKeyCredential JSON from navigator.credentials.create"))
+				return
+			}
+			if len(req.Name) > 64 {
+				fail(c, s.log, invalidField("name", "at most 64 characters"))
+				return
+			}
+			in.Credential, in.Name = string(req.Credential), req.Name
+		} else if req.Serial != "" || req.Code != "" {
 			if !serialPattern.MatchString(req.Serial) {
 				fail(c, s.log, invalidField("serial", "the serial number from the back of the card (4-32 letters, digits or '-')"))
 				return
@@ -395,9 +429,20 @@ func (s *Server) handleGetMFA() gin.HandlerFunc {
 			fail(c, s.log, err)
 			return
 		}
+		creds, err := s.deps.Store.ListWebAuthnCredentials(c.Request.Context(), accountID)
+		if err != nil {
+			fail(c, s.log, err)
+			return
+		}
+		aaguids := map[string][]byte{}
+		for _, k := range creds {
+			aaguids[k.DeviceID] = k.AAGUID
+		}
 		out := make([]deviceView, 0, len(devs))
 		for _, d := range devs {
-			out = append(out, viewDevice(d))
+			v := viewDevice(d)
+			v.AAGUID, v.Model = mfa.AuthenticatorModel(aaguids[d.ID])
+			out = append(out, v)
 		}
 		left, err := s.deps.ConsoleService.RecoveryCodesRemaining(c.Request.Context(), accountID)
 		if err != nil {
@@ -469,6 +514,7 @@ func (s *Server) handleVerify() gin.HandlerFunc {
 		var req struct {
 			Code         string         `json:"code"`
 			RecoveryCode string         `json:"recovery_code"`
+			WebAuthn     *assertionBody `json:"webauthn"`
 			Purpose      string         `json:"purpose"`
 			Operation    *operationBody `json:"operation"`
 		}
@@ -496,6 +542,24 @@ func (s *Server) handleVerify() gin.HandlerFunc {
 			s.verifyRecoveryCode(c, accountID, req.Code, req.RecoveryCode, req.Purpose)
 			return
 		}
+		if req.WebAuthn != nil {
+			if req.Code != "" {
+				fail(c, s.log, invalidField("webauthn", "give either a code or a webauthn assertion, not both"))
+				return
+			}
+			a, err := req.WebAuthn.assertion("webauthn")
+			if err != nil {
+				fail(c, s.log, err)
+				return
+			}
+			res, err := s.deps.ConsoleService.VerifyWebAuthn(c.Request.Context(), caller(c), accountID, req.Purpose, op, a)
+			if err != nil {
+				fail(c, s.log, err)
+				return
+			}
+			s.verified(c, res)
+			return
+		}
 		if !s.validCodes(c, "code", req.Code) {
 			return
 		}
@@ -504,12 +568,7 @@ func (s *Server) handleVerify() gin.HandlerFunc {
 			fail(c, s.log, err)
 			return
 		}
-		body := gin.H{"verified": true, "device_id": res.DeviceID}
-		if res.Grant != "" {
-			body["grant"] = res.Grant
-			body["expires_at"] = res.ExpiresAt.UTC()
-		}
-		c.JSON(http.StatusOK, body)
+		s.verified(c, res)
 	}
 }
 
@@ -653,4 +712,14 @@ func (s *Server) verifyRecoveryCode(c *gin.Context, accountID, code, recoveryCod
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"verified": true, "method": "recovery_code", "recovery_codes_remaining": left})
+}
+
+// verified answers a successful verification.
+func (s *Server) verified(c *gin.Context, res console.VerifyResult) {
+	body := gin.H{"verified": true, "device_id": res.DeviceID}
+	if res.Grant != "" {
+		body["grant"] = res.Grant
+		body["expires_at"] = res.ExpiresAt.UTC()
+	}
+	c.JSON(http.StatusOK, body)
 }

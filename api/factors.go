@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
@@ -12,8 +13,27 @@ import (
 // proofBody is the step-up proof of a factor change (SPEC §6a): a code of
 // an active device or one of the account's recovery codes.
 type proofBody struct {
-	Code         string `json:"code"`
-	RecoveryCode string `json:"recovery_code"`
+	Code         string         `json:"code"`
+	RecoveryCode string         `json:"recovery_code"`
+	WebAuthn     *assertionBody `json:"webauthn"`
+}
+
+// assertionBody answers a WebAuthn challenge: its id and the browser's
+// PublicKeyCredential JSON from navigator.credentials.get.
+type assertionBody struct {
+	ChallengeID string          `json:"challenge_id"`
+	Credential  json.RawMessage `json:"credential"`
+}
+
+func (a *assertionBody) assertion(field string) (console.WebAuthnAssertion, error) {
+	if !idPattern.MatchString(a.ChallengeID) {
+		return console.WebAuthnAssertion{}, invalidField(field+".challenge_id", "the challenge_id from POST …/mfa/webauthn/challenge")
+	}
+	var probe map[string]any
+	if len(a.Credential) == 0 || len(a.Credential) > 64<<10 || json.Unmarshal(a.Credential, &probe) != nil {
+		return console.WebAuthnAssertion{}, invalidField(field+".credential", "the PublicKeyCredential JSON from navigator.credentials.get")
+	}
+	return console.WebAuthnAssertion{ChallengeID: a.ChallengeID, Credential: a.Credential}, nil
 }
 
 // stepUpProof checks the shape of a proof given as the body's "proof" or,
@@ -23,13 +43,26 @@ type proofBody struct {
 func stepUpProof(legacyCode string, p *proofBody) (console.Proof, error) {
 	var out console.Proof
 	if p != nil {
-		if p.Code != "" && p.RecoveryCode != "" {
-			return out, invalidField("proof", "give either a code or a recovery_code, not both")
+		n := 0
+		for _, given := range []bool{p.Code != "", p.RecoveryCode != "", p.WebAuthn != nil} {
+			if given {
+				n++
+			}
 		}
-		if legacyCode != "" && (p.Code != "" || p.RecoveryCode != "") {
+		if n > 1 {
+			return out, invalidField("proof", "give one of code, recovery_code or webauthn")
+		}
+		if p.WebAuthn != nil {
+			a, err := p.WebAuthn.assertion("proof.webauthn")
+			if err != nil {
+				return out, err
+			}
+			out.WebAuthn = &a
+		}
+		if legacyCode != "" && n > 0 {
 			return out, invalidField("code", "give the code either as code or inside proof, not both")
 		}
-		out = console.Proof{Code: p.Code, RecoveryCode: p.RecoveryCode}
+		out.Code, out.RecoveryCode = p.Code, p.RecoveryCode
 	}
 	if legacyCode != "" {
 		out.Code = legacyCode
@@ -73,5 +106,45 @@ func (s *Server) handleRegenerateRecoveryCodes() gin.HandlerFunc {
 		}
 		c.Header("Cache-Control", "no-store")
 		c.JSON(http.StatusCreated, gin.H{"recovery_codes": codes, "recovery_codes_remaining": len(codes)})
+	}
+}
+
+func (s *Server) handleWebAuthnChallenge() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		accountID, ok := s.accountParam(c)
+		if !ok {
+			return
+		}
+		var req struct {
+			Purpose   string         `json:"purpose"`
+			Operation *operationBody `json:"operation"`
+		}
+		if !s.decode(c, &req) {
+			return
+		}
+		var op console.Operation
+		switch req.Purpose {
+		case console.PurposeLogin, console.PurposeStepUp:
+		case console.PurposeOperation:
+			if req.Operation == nil {
+				fail(c, s.log, invalidField("operation", "required for purpose operation"))
+				return
+			}
+			if err := req.Operation.check(); err != nil {
+				fail(c, s.log, err)
+				return
+			}
+			op = console.Operation{Action: req.Operation.Action, Resource: req.Operation.Resource}
+		default:
+			fail(c, s.log, invalidField("purpose", `must be "login", "operation" or "step_up"`))
+			return
+		}
+		ch, err := s.deps.ConsoleService.BeginWebAuthn(c.Request.Context(), accountID, req.Purpose, op)
+		if err != nil {
+			fail(c, s.log, err)
+			return
+		}
+		c.Header("Cache-Control", "no-store")
+		c.JSON(http.StatusCreated, gin.H{"challenge_id": ch.ID, "request_options": ch.Options, "expires_at": ch.ExpiresAt.UTC()})
 	}
 }

@@ -34,6 +34,7 @@ func (s *Server) routes() {
 	acct.POST("/mfa/resync", s.handleResync())
 	acct.DELETE("/mfa/devices/:device_id", s.handleDeleteDevice())
 	acct.POST("/mfa/recovery-codes", s.handleRegenerateRecoveryCodes())
+	acct.POST("/mfa/webauthn/challenge", s.handleWebAuthnChallenge())
 	acct.POST("/login-protection/verify", s.handleLoginProtectionVerify())
 
 	r.POST("/v1/appeals", s.limitBody(), s.handleCreateAppeal())

@@ -53,6 +53,9 @@ type Service struct {
 	// while an unbind appeal of the account is open (one in cool-down is
 	// cancelled by a factor that was active when it was filed).
 	OnFactorUsed func(ctx context.Context, accountID string, u FactorUse)
+	// WebAuthn is the relying party of security keys and passkeys; nil
+	// turns WebAuthn off (ErrWebAuthnOff).
+	WebAuthn *mfa.WebAuthn
 }
 
 func (s *Service) now() time.Time {
@@ -130,8 +133,12 @@ func (s *Service) Verify(ctx context.Context, c Caller, accountID, code, purpose
 	return res, nil
 }
 
-// mfaTypes are the device types of login and operation protection.
+// mfaTypes are the device types whose codes pass login and operation
+// protection (a WebAuthn key passes them by assertion, VerifyWebAuthn).
 var mfaTypes = []store.DeviceType{store.Virtual, store.Hardware}
+
+// factorTypes are the device types of the account's factor set.
+var factorTypes = []store.DeviceType{store.Virtual, store.Hardware, store.WebAuthn}
 
 // dbTime rounds t as the stores keep times (microseconds).
 func dbTime(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
@@ -411,7 +418,7 @@ func (s *Service) Unbind(ctx context.Context, c Caller, accountID, deviceID stri
 	if err != nil {
 		return err
 	}
-	if d.AccountID != accountID || d.Status != store.DeviceActive || (d.Type != store.Virtual && d.Type != store.Hardware) {
+	if d.AccountID != accountID || d.Status != store.DeviceActive || !d.Type.MFA() {
 		return store.ErrNotFound
 	}
 	up, err := s.StepUp(ctx, c, accountID, proof, "device.unbind")
@@ -495,7 +502,7 @@ func (s *Service) Devices(ctx context.Context, accountID string) ([]store.Device
 	if _, err := s.Store.GetAccount(ctx, accountID); err != nil {
 		return nil, store.Protection{}, err
 	}
-	devs, err := s.activeDevices(ctx, accountID, store.Virtual, store.Hardware)
+	devs, err := s.activeDevices(ctx, accountID, factorTypes...)
 	if err != nil {
 		return nil, store.Protection{}, err
 	}

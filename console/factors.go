@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -39,20 +40,23 @@ type FactorUse struct {
 	ActiveSince time.Time // when the device was bound or the code's set made
 }
 
-// Proof is a step-up proof: a code of an active device or a recovery code.
+// Proof is a step-up proof: a code of an active device, a recovery code or
+// a WebAuthn assertion for a challenge of purpose step_up.
 type Proof struct {
 	Code         string
 	RecoveryCode string
+	WebAuthn     *WebAuthnAssertion
 }
 
 // Empty reports whether p carries nothing.
-func (p Proof) Empty() bool { return p.Code == "" && p.RecoveryCode == "" }
+func (p Proof) Empty() bool { return p.Code == "" && p.RecoveryCode == "" && p.WebAuthn == nil }
 
 // Step-up methods, as StepUp reports them and the audit records them.
 const (
 	StepUpNone         = "none" // the account has no active device: the first binding
 	StepUpCode         = "code"
 	StepUpRecoveryCode = "recovery_code"
+	StepUpWebAuthn     = "webauthn"
 )
 
 // StepUpResult says how a change was authorised.
@@ -82,15 +86,28 @@ func (s *Service) StepUp(ctx context.Context, c Caller, accountID string, p Proo
 		s.audit(ctx, c, accountID, change, "denied", "", map[string]string{"reason": "appeal_open"})
 		return StepUpResult{}, ErrAppealOpen
 	}
-	devs, err := s.activeDevices(ctx, accountID, mfaTypes...)
+	devs, err := s.activeDevices(ctx, accountID, factorTypes...)
 	if err != nil {
 		return StepUpResult{}, err
 	}
 	if len(devs) == 0 {
 		return StepUpResult{Method: StepUpNone}, nil
 	}
+	hasCodes := slices.ContainsFunc(devs, func(d store.Device) bool { return d.Type != store.WebAuthn })
 	details := map[string]string{"for": change}
 	switch {
+	case p.Code != "" && !hasCodes:
+		// Only keys: no code can be right. Counted like a wrong code.
+		err := s.verifier().Attempt(ctx, accountID, func() error { return mfa.ErrInvalidCode })
+		s.audit(ctx, c, accountID, "mfa.step_up", "invalid", "", map[string]string{"for": change, "method": StepUpCode})
+		return StepUpResult{}, err
+	case p.WebAuthn != nil:
+		details["method"] = StepUpWebAuthn
+		res, err := s.VerifyWebAuthn(ctx, c, accountID, PurposeStepUp, Operation{}, *p.WebAuthn)
+		if err != nil {
+			return StepUpResult{}, err
+		}
+		return StepUpResult{Method: StepUpWebAuthn, DeviceID: res.DeviceID}, nil
 	case p.Code != "":
 		details["method"] = StepUpCode
 		deviceID, err := s.checkCode(ctx, c, store.CheckRequest{AccountID: accountID, Types: mfaTypes}, p.Code, "mfa.step_up",

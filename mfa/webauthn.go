@@ -2,6 +2,7 @@ package mfa
 
 import (
 	"bytes"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -150,6 +151,16 @@ func descriptors(creds []WebAuthnCredential) []protocol.CredentialDescriptor {
 	return out
 }
 
+// NewUserHandle returns a new random WebAuthn user handle (64 bytes, as
+// the specification recommends); it never holds the account id.
+func NewUserHandle() []byte {
+	b := make([]byte, 64)
+	if _, err := rand.Read(b); err != nil {
+		panic("mfa: crypto/rand: " + err.Error())
+	}
+	return b
+}
+
 // BeginRegistration starts registering a new credential for u, excluding
 // its existing ones. It returns the options for navigator.credentials.create
 // (the JSON {"publicKey":{…}} the browser expects, binary fields base64url)
@@ -256,4 +267,25 @@ func protocolReason(err error) string {
 		return pe.Type
 	}
 	return "malformed"
+}
+
+// knownModels names a few common authenticator models by AAGUID; the rest
+// show as their AAGUID. (With attestation "none" browsers may zero it.)
+var knownModels = map[string]string{
+	"cb69481e-8ff7-4039-93ec-0a2729a154a8": "YubiKey 5 Series",
+	"ee882879-721c-4913-9775-3dfcce97072a": "YubiKey 5 Series",
+	"ea9b8d66-4d01-1d21-3ce4-b6b48cb575d4": "Google Password Manager",
+	"fbfc3007-154e-4ecc-8c0b-6e020557d7bd": "iCloud Keychain",
+	"08987058-cadc-4b81-b6e1-30de50dcbe96": "Windows Hello",
+	"adce0002-35bc-c60a-648b-0b25f1f05503": "Chrome on Mac",
+}
+
+// AuthenticatorModel returns the AAGUID as a UUID string and, when known,
+// the model's name; both are empty for a missing or all-zero AAGUID.
+func AuthenticatorModel(aaguid []byte) (id, name string) {
+	u, err := uuid.FromBytes(aaguid)
+	if err != nil || u == uuid.Nil {
+		return "", ""
+	}
+	return u.String(), knownModels[u.String()]
 }

@@ -223,6 +223,10 @@ const (
 	WebAuthn DeviceType = "webauthn"
 )
 
+// MFA reports whether t is a device type of the account's MFA factor set:
+// an app, a token card or a WebAuthn key (not the security-center app).
+func (t DeviceType) MFA() bool { return t == Virtual || t == Hardware || t == WebAuthn }
+
 // DeviceStatus is where a device is in its life.
 type DeviceStatus string
 

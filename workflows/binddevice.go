@@ -19,7 +19,38 @@ const (
 	ActivityConfirmVirtual      = "ConfirmVirtual"
 	ActivityConfirmHardware     = "ConfirmHardware"
 	ActivityExpireBinding       = "ExpireBinding"
+	ActivityBeginWebAuthn       = "BeginWebAuthnRegistration"
+	ActivityConfirmWebAuthn     = "ConfirmWebAuthn"
 )
+
+// BeginWebAuthnInput is the argument of BeginWebAuthnRegistration.
+type BeginWebAuthnInput struct {
+	AccountID string
+	BindingID string
+}
+
+// BeginWebAuthnResult is the registration's options and session. The
+// session holds the single-use challenge; it stays in the workflow
+// (encrypted by the payload codec) and expires with the binding.
+type BeginWebAuthnResult struct {
+	CreationOptions string // JSON for navigator.credentials.create
+	Session         []byte
+	UserHandle      []byte
+}
+
+// ConfirmWebAuthnInput is the argument of ConfirmWebAuthn.
+type ConfirmWebAuthnInput struct {
+	AccountID  string
+	BindingID  string
+	Session    []byte
+	UserHandle []byte
+	Credential string // the browser's PublicKeyCredential JSON
+	Name       string
+	Protection Protection
+	Actor      string
+	RemoteIP   string
+	StepUp     string
+}
 
 // SendBindingSMSInput is the argument of SendBindingSMS.
 type SendBindingSMSInput struct {
@@ -116,7 +147,7 @@ var businessErrTypes = []string{
 	ErrTypeInvalidCode, ErrTypeLocked, ErrTypeReplayed, ErrTypeNotConsecutive,
 	ErrTypeSerialUnknown, ErrTypeSerialUnavailable, ErrTypeTooManyDevices, ErrTypeWrongState,
 	ErrTypeExpired, ErrTypeSMSExhausted, ErrTypeNoPhone, ErrTypeNoAccount, ErrTypeMalformed,
-	ErrTypeStepUpRequired, ErrTypeAppealOpen,
+	ErrTypeStepUpRequired, ErrTypeAppealOpen, ErrTypeCredentialRefused,
 }
 
 // BindDevice binds an MFA device to an account (SPEC §1, §6). It is driven
@@ -154,6 +185,7 @@ func BindDevice(ctx workflow.Context, in BindDeviceInput) (BindingState, error) 
 		challengeID      string
 		challengeExpires time.Time
 		smsPassed        bool
+		webauthnReg      BeginWebAuthnResult // the registration session, single use
 		mu               = workflow.NewMutex(ctx)
 	)
 
@@ -296,9 +328,23 @@ func BindDevice(ctx workflow.Context, in BindDeviceInput) (BindingState, error) 
 			return st, err
 		}
 		st.DeviceID = dev.DeviceID
-		if in.DeviceType == DeviceHardware {
+		switch in.DeviceType {
+		case DeviceHardware:
 			setStatus(BindingAwaitingHardwareToken)
-		} else {
+		case DeviceWebAuthn:
+			var reg BeginWebAuthnResult
+			err := workflow.ExecuteActivity(ctx, ActivityBeginWebAuthn, BeginWebAuthnInput{AccountID: in.AccountID, BindingID: in.BindingID}).Get(ctx, &reg)
+			if err != nil {
+				err = answer(err)
+				if isType(err, ErrTypeMalformed) {
+					fail(ctx)
+				}
+				return st, err
+			}
+			webauthnReg = reg
+			st.CreationOptions = reg.CreationOptions
+			setStatus(BindingAwaitingWebAuthn)
+		default:
 			setStatus(BindingAwaitingDeviceCodes)
 		}
 		return st, nil
@@ -333,7 +379,15 @@ func BindDevice(ctx workflow.Context, in BindDeviceInput) (BindingState, error) 
 			out ConfirmResult
 			err error
 		)
-		if in.DeviceType == DeviceHardware {
+		if in.DeviceType == DeviceWebAuthn {
+			if err := stateErr(BindingAwaitingWebAuthn); err != nil {
+				return st, err
+			}
+			err = workflow.ExecuteActivity(ctx, ActivityConfirmWebAuthn, ConfirmWebAuthnInput{
+				AccountID: in.AccountID, BindingID: in.BindingID, Session: webauthnReg.Session, UserHandle: webauthnReg.UserHandle,
+				Credential: u.Credential, Name: u.Name, Protection: u.Protection, Actor: in.RequestedBy, RemoteIP: in.RemoteIP, StepUp: in.StepUp,
+			}).Get(ctx, &out)
+		} else if in.DeviceType == DeviceHardware {
 			if err := stateErr(BindingAwaitingHardwareToken); err != nil {
 				return st, err
 			}
@@ -354,12 +408,14 @@ func BindDevice(ctx workflow.Context, in BindDeviceInput) (BindingState, error) 
 			err = answer(err)
 			// Wrong codes, a lock or an unavailable card leave the binding
 			// waiting for another try; the failure budget limits them.
-			if isType(err, ErrTypeTooManyDevices, ErrTypeWrongState, ErrTypeStepUpRequired, ErrTypeAppealOpen) {
+			// A refused key answer used the registration's challenge up.
+			if isType(err, ErrTypeTooManyDevices, ErrTypeWrongState, ErrTypeStepUpRequired, ErrTypeAppealOpen, ErrTypeCredentialRefused) {
 				fail(ctx)
 			}
 			return st, err
 		}
 		st.DeviceID = out.DeviceID
+		st.CreationOptions = ""
 		st.Protection = out.Protection
 		st.ProtectionUnchanged = out.ProtectionUnchanged
 		setStatus(BindingBound)
@@ -369,6 +425,18 @@ func BindDevice(ctx workflow.Context, in BindDeviceInput) (BindingState, error) 
 		Validator: func(ctx workflow.Context, u BindConfirmInput) error {
 			if u.BindingID != in.BindingID {
 				return otherBinding()
+			}
+			if in.DeviceType == DeviceWebAuthn {
+				if err := stateErr(BindingAwaitingWebAuthn); err != nil {
+					return err
+				}
+				if u.Credential == "" || len(u.Credential) > 64<<10 {
+					return temporal.NewApplicationError("binding: the key's credential (at most 64 KiB of JSON) is required", ErrTypeMalformed)
+				}
+				if len(u.Name) > 64 {
+					return temporal.NewApplicationError("binding: the key's name is at most 64 characters", ErrTypeMalformed)
+				}
+				return nil
 			}
 			if in.DeviceType == DeviceHardware {
 				if err := stateErr(BindingAwaitingHardwareToken); err != nil {

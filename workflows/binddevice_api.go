@@ -30,6 +30,7 @@ const (
 	BindingAwaitingSMSCode       = "awaiting_sms_code"
 	BindingAwaitingDeviceCodes   = "awaiting_device_codes"
 	BindingAwaitingHardwareToken = "awaiting_hardware_token"
+	BindingAwaitingWebAuthn      = "awaiting_webauthn"
 	BindingBound                 = "bound"
 	BindingExpired               = "expired"
 	BindingFailed                = "failed" // too many wrong SMS codes, or the account locked
@@ -39,6 +40,7 @@ const (
 const (
 	DeviceVirtual  = "virtual"
 	DeviceHardware = "hardware"
+	DeviceWebAuthn = "webauthn" // a security key or passkey (SPEC §6c)
 )
 
 // Application error types the binding's updates fail with. The API maps
@@ -60,6 +62,7 @@ const (
 	ErrTypeUnavailable       = "Unavailable"       // the store or notifier did not answer in time; try again
 	ErrTypeStepUpRequired    = "StepUpRequired"    // the account has a device now, and the binding started without a proof
 	ErrTypeAppealOpen        = "AppealOpen"        // an unbind appeal of the account is open: its factor set cannot change
+	ErrTypeCredentialRefused = "CredentialRefused" // the security key's registration response did not verify
 )
 
 // BindDeviceInput starts a binding.
@@ -98,6 +101,9 @@ type BindingState struct {
 	// ProtectionUnchanged is true once bound when no scope was ticked: the
 	// device is bound and the account's protection left as it was.
 	ProtectionUnchanged bool
+	// CreationOptions is, while a WebAuthn binding waits for the key, the
+	// JSON for navigator.credentials.create ({"publicKey":{…}}).
+	CreationOptions string `json:",omitempty"`
 }
 
 // BindSMSCodeInput is the argument of UpdateSMSCode.
@@ -121,4 +127,8 @@ type BindConfirmInput struct {
 	Serial     string
 	Code       string
 	Protection Protection
+	// Credential is a WebAuthn binding's PublicKeyCredential JSON from
+	// navigator.credentials.create, and Name the key's name ("YubiKey 5").
+	Credential string `json:",omitempty"`
+	Name       string `json:",omitempty"`
 }

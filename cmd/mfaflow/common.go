@@ -129,13 +129,26 @@ func parseKeyring(cfg config.Config) (*mfa.Keyring, error) {
 
 // consoleService builds the console's verification service. A successful
 // use of a device tells the account's appeal in cool-down (it cancels).
-func consoleService(st store.Store, keys *mfa.Keyring, n notify.Notifier, tc client.Client, log *slog.Logger) *console.Service {
-	return &console.Service{Store: st, Keys: keys, Notifier: n, Log: log, OnFactorUsed: api.FactorUsedHook(st, tc, log)}
+func consoleService(st store.Store, keys *mfa.Keyring, n notify.Notifier, tc client.Client, log *slog.Logger, wa *mfa.WebAuthn) *console.Service {
+	return &console.Service{Store: st, Keys: keys, Notifier: n, Log: log, OnFactorUsed: api.FactorUsedHook(st, tc, log), WebAuthn: wa}
 }
 
 // newActivities builds the workflows' activities.
-func newActivities(st store.Store, keys *mfa.Keyring, n notify.Notifier, blobs activities.DocumentStore) *activities.Activities {
-	return &activities.Activities{Store: st, Notifier: n, Keys: keys, Blobs: blobs}
+func newActivities(st store.Store, keys *mfa.Keyring, n notify.Notifier, blobs activities.DocumentStore, wa *mfa.WebAuthn) *activities.Activities {
+	return &activities.Activities{Store: st, Notifier: n, Keys: keys, Blobs: blobs, WebAuthn: wa}
+}
+
+// webAuthn builds the WebAuthn relying party from the configuration; nil
+// (security keys off) when no RP ID is set.
+func webAuthn(cfg config.Config) (*mfa.WebAuthn, error) {
+	if cfg.WebAuthnRPID == "" {
+		return nil, nil
+	}
+	w, err := mfa.NewWebAuthn(mfa.WebAuthnConfig{RPID: cfg.WebAuthnRPID, RPName: cfg.WebAuthnRPName, Origins: cfg.WebAuthnOrigins, AAGUIDs: cfg.WebAuthnAAGUIDs})
+	if err != nil {
+		return nil, fmt.Errorf("MFAFLOW_WEBAUTHN_RP_ID: %w", err)
+	}
+	return w, nil
 }
 
 // appealConfig carries the appeal settings to the API.

@@ -26,6 +26,7 @@ import (
 	"github.com/mfaflow/mfaflow/blob"
 	"github.com/mfaflow/mfaflow/codec"
 	"github.com/mfaflow/mfaflow/devstack"
+	"github.com/mfaflow/mfaflow/internal/config"
 	"github.com/mfaflow/mfaflow/inventory"
 	"github.com/mfaflow/mfaflow/mfa"
 	"github.com/mfaflow/mfaflow/notify"
@@ -132,7 +133,7 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	if err != nil {
 		return err
 	}
-	scSvc := consoleService(db, keys, notify.Outbox{Store: db}, nil, log)
+	scSvc := consoleService(db, keys, notify.Outbox{Store: db}, nil, log, nil)
 	for _, a := range demoAccounts {
 		// Every account has the platform's security-center app; ordinary
 		// accounts log in with it.
@@ -159,18 +160,23 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	}
 	defer tc.Close()
 
-	outbox := notify.Outbox{Store: db}
-	acts := newActivities(db, keys, outbox, blobs)
-	wctx, stopWorker := context.WithCancel(ctx)
-	werr := make(chan error, 1)
-	go func() { werr <- worker.Run(wctx, tc, acts, sdkworker.Options{}) }()
-	defer func() { stopWorker(); <-werr }()
-
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("MFAFLOW_HTTP_ADDR: %w", err)
 	}
 	apiURL := hostURL(ln.Addr())
+	wa, err := devWebAuthn(cfg, ln.Addr())
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	outbox := notify.Outbox{Store: db}
+	acts := newActivities(db, keys, outbox, blobs, wa)
+	wctx, stopWorker := context.WithCancel(ctx)
+	werr := make(chan error, 1)
+	go func() { werr <- worker.Run(wctx, tc, acts, sdkworker.Options{}) }()
+	defer func() { stopWorker(); <-werr }()
+
 	publicURL := cfg.PublicURL
 	if publicURL == "" {
 		publicURL = apiURL
@@ -178,7 +184,7 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	srv := api.NewServer(api.Deps{
 		Store:            db,
 		Temporal:         tc,
-		ConsoleService:   consoleService(db, keys, outbox, tc, log.With("component", "console")),
+		ConsoleService:   consoleService(db, keys, outbox, tc, log.With("component", "console"), wa),
 		Documents:        blobs,
 		Appeals:          appealConfig(cfg, publicURL),
 		OwnerCancelToken: ownerCancelToken(keys),
@@ -216,7 +222,8 @@ mfaflow dev is running (%s)
 
   API            %s
   readiness      %s/readyz
-  console demo   %s/console      (bind a device, verify login and operations)
+  console demo   %s/console      (bind a device, verify login and operations;
+                 security keys need the localhost name: %s/console)
   appeal form    %s/appeal       (lost phone: file an unbind appeal; status at /appeal/status)
   review queue   %s/review       (reviewers; the page carries the reviewer JWT below)
   outbox         %s/dev/outbox   (SMS codes and e-mails the dev notifier captured)
@@ -233,7 +240,7 @@ mfaflow dev is running (%s)
 
   demo accounts     demo-personal (real-name verified), demo-unverified (not verified),
                     demo-enterprise (enterprise, verified)
-`, state, apiURL, apiURL, apiURL, apiURL, apiURL, apiURL, apiURL, t.FrontendAddr(), t.Namespace(), ui, s3, bucket, dataDir,
+`, state, apiURL, apiURL, apiURL, localhostURL(apiURL), apiURL, apiURL, apiURL, apiURL, t.FrontendAddr(), t.Namespace(), ui, s3, bucket, dataDir,
 		sec.ConsoleKey, sec.ReviewerToken, sec.Reviewer2, sec.AdminToken)
 	if len(seeded) > 0 {
 		fmt.Fprintf(w, "                    (seeded now: %v)\n", seeded)
@@ -376,4 +383,31 @@ func seedDemoAccounts(ctx context.Context, st store.Store) ([]string, error) {
 		added = append(added, a.ID)
 	}
 	return added, nil
+}
+
+// devWebAuthn is the dev stack's relying party: the configured one, or RP
+// ID "localhost" (go-webauthn refuses an IP address) with the dev URL on
+// localhost and 127.0.0.1 as origins; browsers need http://localhost:<port>.
+func devWebAuthn(cfg config.Config, addr net.Addr) (*mfa.WebAuthn, error) {
+	if cfg.WebAuthnRPID != "" {
+		return webAuthn(cfg)
+	}
+	_, port, _ := net.SplitHostPort(addr.String())
+	cfg.WebAuthnRPID, cfg.WebAuthnRPName = "localhost", "mfaflow (dev)"
+	cfg.WebAuthnOrigins = []string{"http://localhost:" + port, "http://127.0.0.1:" + port}
+	return webAuthn(cfg)
+}
+
+// localhostURL is u with its host named localhost, the WebAuthn RP ID of
+// the dev stack (browsers refuse security keys on an IP address).
+func localhostURL(u string) string {
+	rest, ok := strings.CutPrefix(u, "http://")
+	if !ok {
+		return u
+	}
+	_, port, err := net.SplitHostPort(rest)
+	if err != nil {
+		return u
+	}
+	return "http://localhost:" + port
 }

@@ -38,10 +38,14 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	defer tc.Close()
 	blobs := &blobRef{cfg: blob.Config{Endpoint: cfg.S3Endpoint, AccessKey: cfg.S3AccessKey, SecretKey: cfg.S3SecretKey, Bucket: cfg.S3Bucket, UseTLS: cfg.S3UseTLS, Encrypt: true}}
 	notifier := productionNotifier(cfg)
+	wa, err := webAuthn(cfg)
+	if err != nil {
+		return err
+	}
 	srv := api.NewServer(api.Deps{
 		Store:            db,
 		Temporal:         tc,
-		ConsoleService:   consoleService(db, keys, notifier, tc, log),
+		ConsoleService:   consoleService(db, keys, notifier, tc, log, wa),
 		Documents:        blobs,
 		Appeals:          appealConfig(cfg, cfg.PublicURL),
 		OwnerCancelToken: ownerCancelToken(keys),

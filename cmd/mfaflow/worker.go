@@ -37,6 +37,10 @@ func runWorker(ctx context.Context, args []string, getenv func(string) string, s
 	}
 	defer tc.Close()
 	blobs := &blobRef{cfg: blob.Config{Endpoint: cfg.S3Endpoint, AccessKey: cfg.S3AccessKey, SecretKey: cfg.S3SecretKey, Bucket: cfg.S3Bucket, UseTLS: cfg.S3UseTLS, Encrypt: true}}
+	wa, err := webAuthn(cfg)
+	if err != nil {
+		return err
+	}
 	fmt.Fprintf(stdout, "mfaflow worker: polling task queue %q on %s\n", workflows.TaskQueue, cfg.TemporalAddress)
-	return worker.Run(ctx, tc, newActivities(db, keys, productionNotifier(cfg), blobs), sdkworker.Options{})
+	return worker.Run(ctx, tc, newActivities(db, keys, productionNotifier(cfg), blobs, wa), sdkworker.Options{})
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -52,6 +53,13 @@ type Config struct {
 	ConsoleURL     string // the console's session-revocation webhook
 	ConsoleSecret  string // HMAC key for the console webhook
 	PublicURL      string // base URL used in links sent to users
+
+	// WebAuthn relying party (the console's domain): security keys are
+	// off in serve/worker while WebAuthnRPID is empty.
+	WebAuthnRPID    string
+	WebAuthnRPName  string
+	WebAuthnOrigins []string
+	WebAuthnAAGUIDs []string
 }
 
 // Defaults returns the documented defaults.
@@ -105,6 +113,73 @@ var Vars = []Var{
 	{"MFAFLOW_CONSOLE_URL", "console-url", "console webhook that revokes sessions", func(c *Config, v string) error { return httpURL(&c.ConsoleURL, v) }},
 	{"MFAFLOW_CONSOLE_SECRET", "console-secret", "HMAC key for the console webhook", func(c *Config, v string) error { return minLen(&c.ConsoleSecret, v, 32) }},
 	{"MFAFLOW_PUBLIC_URL", "public-url", "public base URL used in links sent to users", func(c *Config, v string) error { return httpURL(&c.PublicURL, v) }},
+	{"MFAFLOW_WEBAUTHN_RP_ID", "webauthn-rp-id", "WebAuthn relying party id: the console's domain (not an IP address)", func(c *Config, v string) error { return rpID(&c.WebAuthnRPID, v) }},
+	{"MFAFLOW_WEBAUTHN_RP_NAME", "webauthn-rp-name", "WebAuthn relying party name shown by browsers", func(c *Config, v string) error { return nonEmpty(&c.WebAuthnRPName, v) }},
+	{"MFAFLOW_WEBAUTHN_ORIGINS", "webauthn-origins", "comma-separated console origins allowed for WebAuthn (https://console.example.com)", func(c *Config, v string) error {
+		return urlList(&c.WebAuthnOrigins, v)
+	}},
+	{"MFAFLOW_WEBAUTHN_AAGUIDS", "webauthn-aaguids", "optional comma-separated allow-list of authenticator models (AAGUIDs)", func(c *Config, v string) error {
+		return aaguidList(&c.WebAuthnAAGUIDs, v)
+	}},
+}
+
+var rpIDPattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$`)
+
+// rpID checks a WebAuthn relying party id: a domain name, not an IP
+// address, a URL or a port.
+func rpID(dst *string, v string) error {
+	v = strings.TrimSpace(v)
+	if net.ParseIP(v) != nil {
+		return errors.New("must be a domain name; WebAuthn refuses an IP address")
+	}
+	if len(v) > 253 || !rpIDPattern.MatchString(v) {
+		return errors.New("must be a lower-case domain name such as console.example.com, without scheme or port")
+	}
+	*dst = v
+	return nil
+}
+
+var aaguidPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+
+// aaguidList parses a comma-separated list of AAGUIDs (UUIDs).
+func aaguidList(dst *[]string, v string) error {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		if !aaguidPattern.MatchString(s) {
+			return errors.New("each AAGUID is a UUID such as cb69481e-8ff7-4039-93ec-0a2729a154a8")
+		}
+		out = append(out, strings.ToLower(s))
+	}
+	if len(out) == 0 {
+		return errors.New("no AAGUID given")
+	}
+	*dst = out
+	return nil
+}
+
+// urlList parses a comma-separated list of http(s) origins.
+func urlList(dst *[]string, v string) error {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		var u string
+		if err := httpURL(&u, s); err != nil {
+			return err
+		}
+		out = append(out, strings.TrimRight(u, "/"))
+	}
+	if len(out) == 0 {
+		return errors.New("at least one origin")
+	}
+	*dst = out
+	return nil
 }
 
 // Load fills a Config from defaults, then environment variables, then flags in
@@ -193,6 +268,9 @@ func (c Config) RequireProduction(needHTTP bool) error {
 	}
 	if c.ConsoleURL != "" && c.ConsoleSecret == "" {
 		return missing("MFAFLOW_CONSOLE_SECRET")
+	}
+	if c.WebAuthnRPID != "" && len(c.WebAuthnOrigins) == 0 {
+		return fmt.Errorf("MFAFLOW_WEBAUTHN_ORIGINS: required with MFAFLOW_WEBAUTHN_RP_ID")
 	}
 	return nil
 }

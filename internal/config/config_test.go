@@ -110,6 +110,10 @@ var (
 		"MFAFLOW_CONSOLE_URL":       "https://console.example.com/hooks/revoke",
 		"MFAFLOW_CONSOLE_SECRET":    secret32,
 		"MFAFLOW_PUBLIC_URL":        "https://mfa.example.com",
+		"MFAFLOW_WEBAUTHN_RP_ID":    "console.example.com",
+		"MFAFLOW_WEBAUTHN_RP_NAME":  "Example Cloud",
+		"MFAFLOW_WEBAUTHN_ORIGINS":  "https://console.example.com/, https://console.example.cn",
+		"MFAFLOW_WEBAUTHN_AAGUIDS":  "CB69481E-8FF7-4039-93EC-0A2729A154A8",
 	}
 	fullConfig = config.Config{
 		HTTPAddr:          ":0",
@@ -136,6 +140,10 @@ var (
 		ConsoleURL:        "https://console.example.com/hooks/revoke",
 		ConsoleSecret:     secret32,
 		PublicURL:         "https://mfa.example.com",
+		WebAuthnRPID:      "console.example.com",
+		WebAuthnRPName:    "Example Cloud",
+		WebAuthnOrigins:   []string{"https://console.example.com", "https://console.example.cn"},
+		WebAuthnAAGUIDs:   []string{"cb69481e-8ff7-4039-93ec-0a2729a154a8"},
 	}
 )
 
@@ -320,6 +328,13 @@ func TestLoadBadValues(t *testing.T) {
 		{"MFAFLOW_CONSOLE_URL", "//console/revoke"},
 		{"MFAFLOW_CONSOLE_SECRET", "console-secret-too-short"},
 		{"MFAFLOW_PUBLIC_URL", "mfa.example.com"},
+		{"MFAFLOW_WEBAUTHN_RP_ID", "127.0.0.1"},
+		{"MFAFLOW_WEBAUTHN_RP_ID", "https://console.example.com"},
+		{"MFAFLOW_WEBAUTHN_RP_ID", "console.example.com:443"},
+		{"MFAFLOW_WEBAUTHN_RP_NAME", " \t "},
+		{"MFAFLOW_WEBAUTHN_ORIGINS", "console.example.com"},
+		{"MFAFLOW_WEBAUTHN_ORIGINS", " , "},
+		{"MFAFLOW_WEBAUTHN_AAGUIDS", "yubikey"},
 	}
 	// Variables that accept any non-empty value.
 	free := map[string]bool{"MFAFLOW_DATA_DIR": true, "MFAFLOW_SECRET_KEYS": true}

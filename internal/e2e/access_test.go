@@ -208,6 +208,10 @@ func accessRows() []accessRow {
 				d := f.devices["recovery"]
 				return accessRequest{params: acct(d.account), json: map[string]any{"proof": map[string]string{"code": d.code(0)}}}
 			}},
+		{route: "POST /v1/accounts/:account_id/mfa/webauthn/challenge", want: consoleOnly(201),
+			req: func(f *accessFixtures, _ caller, _ bool) accessRequest {
+				return accessRequest{params: acct(f.keyAccount), json: map[string]any{"purpose": "step_up"}}
+			}},
 		{route: "POST /v1/accounts/:account_id/login-protection/verify", want: consoleOnly(200),
 			req: func(f *accessFixtures, _ caller, _ bool) accessRequest {
 				d := f.devices["login"]
@@ -434,6 +438,8 @@ type accessFixtures struct {
 	// bindConfirm await the app's codes.
 	unbound                      string
 	bindSMS, bindQR, bindConfirm accessBinding
+	// keyAccount has a WebAuthn key.
+	keyAccount string
 	// devices are the accounts of the code-taking console routes, one each
 	// so that no code is spent twice.
 	devices map[string]accessDevice
@@ -456,7 +462,7 @@ func newAccessFixtures(t *testing.T) *accessFixtures {
 	srv := api.NewServer(api.Deps{
 		Store:    st,
 		Temporal: tc,
-		ConsoleService: &console.Service{Store: st, Keys: s.keys, Notifier: outbox, Now: s.clock.Now,
+		ConsoleService: &console.Service{Store: st, Keys: s.keys, Notifier: outbox, Now: s.clock.Now, WebAuthn: s.wa,
 			OnFactorUsed: api.FactorUsedHook(st, tc, nil)},
 		Documents:        s.blobs,
 		Appeals:          appeals,
@@ -509,6 +515,11 @@ func newAccessFixtures(t *testing.T) *accessFixtures {
 	}
 	id, _ := f.account(store.LoginMFA)
 	f.devices["resync"] = f.device(id, store.Hardware)
+	f.keyAccount, _ = f.account(store.LoginMFA)
+	if _, err := st.CreateWebAuthnDevice(context.Background(), store.Device{AccountID: f.keyAccount, Name: "key"}, store.WebAuthnCredential{
+		AccountID: f.keyAccount, CredentialID: []byte("acm-cred-" + f.keyAccount), UserHandle: []byte("acm-user-handle"), PublicKey: []byte{1}}); err != nil {
+		t.Fatal(err)
+	}
 	ctx := context.Background()
 	if _, err := st.SetProtection(ctx, f.devices["verify"].account, store.Protection{Login: true}); err != nil {
 		t.Fatal(err)

@@ -36,6 +36,10 @@ func TestMain(m *testing.M) { harness.Main(m) }
 
 const consoleKey = "e2e-console-key-0123456789abcdef"
 
+// webauthnOrigin is the console origin the e2e relying party allows and
+// the software authenticator reports.
+const webauthnOrigin = "http://localhost:8080"
+
 var jwtSecret = []byte("e2e-jwt-secret-0123456789abcdef-0123")
 
 // clock is a settable clock shared by the API replicas of one test.
@@ -63,6 +67,7 @@ type stack struct {
 	t      *testing.T
 	st     store.Store
 	keys   *mfa.Keyring
+	wa     *mfa.WebAuthn
 	ts     *temporalharness.Server
 	clock  *clock
 	apis   []*httptest.Server
@@ -87,7 +92,11 @@ func newStackWith(t *testing.T, st store.Store, replicas int, appeals api.Appeal
 	}
 	ts := temporalharness.StartEncrypted(t, keys)
 	outbox := notify.Outbox{Store: st}
-	acts := &activities.Activities{Store: st, Notifier: outbox, Keys: keys}
+	wa, err := mfa.NewWebAuthn(mfa.WebAuthnConfig{RPID: "localhost", RPName: "mfaflow e2e", Origins: []string{webauthnOrigin}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	acts := &activities.Activities{Store: st, Notifier: outbox, Keys: keys, WebAuthn: wa}
 	w := ts.NewWorkerWithOptions(workflows.TaskQueue, func(r sdkworker.Registry) { worker.Register(r, acts) }, sdkworker.Options{})
 	_ = w
 	m := harness.MinIOServer(t)
@@ -97,7 +106,7 @@ func newStackWith(t *testing.T, st store.Store, replicas int, appeals api.Appeal
 		t.Fatal(err)
 	}
 	acts.Blobs = blobs
-	s := &stack{t: t, st: st, keys: keys, ts: ts, clock: &clock{}, client: &http.Client{Timeout: 60 * time.Second}, blobs: blobs, bucket: bucket}
+	s := &stack{t: t, st: st, keys: keys, wa: wa, ts: ts, clock: &clock{}, client: &http.Client{Timeout: 60 * time.Second}, blobs: blobs, bucket: bucket}
 	if appeals.DocumentDeadline == 0 {
 		appeals.DocumentDeadline = time.Hour
 	}
@@ -115,7 +124,7 @@ func newStackWith(t *testing.T, st store.Store, replicas int, appeals api.Appeal
 		srv := api.NewServer(api.Deps{
 			Store:    st,
 			Temporal: ts.GetDefaultClient(),
-			ConsoleService: &console.Service{Store: st, Keys: keys, Notifier: outbox, Now: s.clock.Now,
+			ConsoleService: &console.Service{Store: st, Keys: keys, Notifier: outbox, Now: s.clock.Now, WebAuthn: wa,
 				OnFactorUsed: api.FactorUsedHook(st, ts.GetDefaultClient(), nil)},
 			Documents:        blobs,
 			Appeals:          appeals,
