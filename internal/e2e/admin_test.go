@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -63,6 +64,30 @@ func TestTokenImportThroughAPI(t *testing.T) {
 	if _, err := st.GetToken(context.Background(), "API-0003"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("API-0003 imported from a refused file: %v", err)
 	}
+	// Refused rows are reported in snake_case, like the rest of the API.
+	if r := out["rejected"].([]any)[0].(map[string]any); r["row"] != float64(3) || r["serial"] != "API-0001" || r["reason"] == "" || len(r) != 3 {
+		t.Fatalf("rejected row = %v", r)
+	}
+	// A vendor's file: a UTF-8 byte-order mark, and a local-PIN KeyPackage
+	// beside each card. The cards are imported, the PINs reported as skipped.
+	vendor, err := os.ReadFile("../../mfa/testdata/vendor-totp-pin-bom.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, out = imp("application/pskc+xml", s.admin, vendor)
+	if code != http.StatusCreated || out["imported"] != float64(2) {
+		t.Fatalf("vendor PSKC import = %d %v", code, out)
+	}
+	skipped, _ := out["skipped"].([]any)
+	if len(skipped) != 2 {
+		t.Fatalf("skipped = %v", out["skipped"])
+	}
+	if r := skipped[0].(map[string]any); r["row"] != float64(2) || r["serial"] != "TV-10000001" || !strings.Contains(r["reason"].(string), "PIN") {
+		t.Fatalf("skipped row = %v", r)
+	}
+	if _, err := st.GetToken(context.Background(), "TV-10000002"); err != nil {
+		t.Fatalf("TV-10000002 from the vendor file: %v", err)
+	}
 	laughs := `<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;">]><KeyContainer>&lol2;</KeyContainer>`
 	if code, out := imp("application/pskc+xml", s.admin, []byte(laughs)); code != http.StatusBadRequest || errCode(out) != "hostile_xml" {
 		t.Fatalf("billion laughs = %d %v", code, out)
@@ -83,7 +108,7 @@ func TestTokenImportThroughAPI(t *testing.T) {
 			}
 		}
 	}
-	if ok != 1 || invalid < 2 {
+	if ok != 2 || invalid < 2 {
 		t.Fatalf("import audit: %d ok, %d invalid", ok, invalid)
 	}
 }
@@ -119,16 +144,70 @@ func TestSecurityCenterLogin(t *testing.T) {
 	}
 }
 
-// TestAppealRateLimits: filing is limited per client IP.
+// TestAppealRateLimits: filings are limited per client IP, refused filings
+// per client IP, and filings that passed eligibility per account; refused
+// and malformed filings never spend the account's quota.
 func TestAppealRateLimits(t *testing.T) {
 	st := storetest.SQLite(t)
-	s := newStackWith(t, st, 1, api.AppealConfig{PerIPPerHour: 3})
-	var last int
-	var hdr http.Header
-	for i := range 4 {
-		last, _, hdr = s.call(0, http.MethodPost, "/v1/appeals", "", personalAppeal("rl-"+string(rune('a'+i)), "13800000051", "11010519491231002X"))
+	s := newStackWith(t, st, 1, api.AppealConfig{PerIPPerHour: 8, RefusedPerIPPerHour: 3, PerAccountPerDay: 2})
+	const acct, phone, id = "e2e-rl", "13800000051", "11010519491231002X"
+	s.putAccount(acct, phone, store.LoginMFA)
+	s.bindDirect(acct)
+	// A minute into a UTC day, so every window below holds all its filings.
+	s.toNextUTCDay()
+
+	// Malformed filings count only for the address: eight answered, then 429.
+	bad := personalAppeal(acct, phone, id)
+	bad["id_number"] = "110105194912310021" // wrong checksum
+	for i := range 8 {
+		if f := s.fileFrom("127.0.0.20", bad); f.code != http.StatusUnprocessableEntity || f.errCode != "invalid_field" {
+			t.Fatalf("malformed filing %d = %d %v (%v)", i+1, f.code, f.out, f.err)
+		}
 	}
-	if last != http.StatusTooManyRequests || hdr.Get("Retry-After") == "" {
-		t.Fatalf("4th filing from one IP = %d (Retry-After %q), want 429", last, hdr.Get("Retry-After"))
+	f := s.fileFrom("127.0.0.20", bad)
+	if f.code != http.StatusTooManyRequests {
+		t.Fatalf("9th filing from one address = %d %v, want 429", f.code, f.out)
+	}
+	retryWithin(t, f, time.Hour)
+
+	// Refused filings (accounts that do not exist or are not verified, and
+	// wrong details): three from one address are answered, then 429.
+	for i, body := range []map[string]any{
+		personalAppeal("rl-nobody-1", "13800000052", id), personalAppeal("rl-nobody-2", "13800000053", id), wrongIdentity(acct, phone),
+	} {
+		if f := s.fileFrom("127.0.0.21", body); f.code != http.StatusUnprocessableEntity {
+			t.Fatalf("refused filing %d = %d %v (%v)", i+1, f.code, f.out, f.err)
+		}
+	}
+	f = s.fileFrom("127.0.0.21", personalAppeal(acct, phone, id))
+	if f.code != http.StatusTooManyRequests || f.errCode != "rate_limited" {
+		t.Fatalf("filing from an address past its refused filings = %d %v, want 429", f.code, f.out)
+	}
+	retryWithin(t, f, time.Hour)
+
+	// The owner's quota: two filings that pass eligibility a day (each
+	// cancelled here before the next), then 429 until the day ends. The
+	// refusals and malformed filings above spent none of it.
+	for i := range 2 {
+		f := s.fileFrom("127.0.0.22", personalAppeal(acct, phone, id))
+		if f.code != http.StatusCreated {
+			t.Fatalf("owner's filing %d = %d %v (%v)", i+1, f.code, f.out, f.err)
+		}
+		s.cancelAndWait(f)
+	}
+	f = s.fileFrom("127.0.0.23", personalAppeal(acct, phone, id))
+	if f.code != http.StatusTooManyRequests || f.errCode != "rate_limited" {
+		t.Fatalf("owner's third filing of the day = %d %v, want 429", f.code, f.out)
+	}
+	retryWithin(t, f, 24*time.Hour)
+	// Once it is spent, no filing for the account is checked, a stranger's
+	// included.
+	if f := s.fileFrom("127.0.0.24", wrongIdentity(acct, phone)); f.code != http.StatusTooManyRequests {
+		t.Fatalf("wrong filing once the quota is spent = %d %v, want 429", f.code, f.out)
+	}
+	// The next day the owner files again.
+	s.clock.Advance(24 * time.Hour)
+	if f := s.fileFrom("127.0.0.23", personalAppeal(acct, phone, id)); f.code != http.StatusCreated {
+		t.Fatalf("owner's filing the next day = %d %v (%v)", f.code, f.out, f.err)
 	}
 }
