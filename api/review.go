@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -240,11 +241,32 @@ func (s *Server) reviewerView(st workflows.AppealState, reviewer string) gin.H {
 	return out
 }
 
+// reviewAppeal answers 404 not_found unless id names an appeal. Every
+// appeal has its row in the store before its workflow starts; without this
+// check an id of another workflow (a binding's "bind-…") would reach
+// Temporal, which answers a query or update of a name that workflow does
+// not know with an error that is no "not found".
+func (s *Server) reviewAppeal(c *gin.Context, id string) error {
+	if !idPattern.MatchString(id) {
+		return noAppeal()
+	}
+	if _, err := s.deps.Store.GetAppeal(c.Request.Context(), id); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return noAppeal()
+		}
+		return err
+	}
+	return nil
+}
+
+// noAppeal is the answer to an id that names no appeal.
+func noAppeal() error { return errorf(http.StatusNotFound, "not_found", "no such appeal") }
+
 func (s *Server) handleReviewCase() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		id := c.Param("appeal_id")
-		if !idPattern.MatchString(id) {
-			fail(c, s.log, store.ErrNotFound)
+		if err := s.reviewAppeal(c, id); err != nil {
+			fail(c, s.log, err)
 			return
 		}
 		p := principal(c)
@@ -285,6 +307,10 @@ func (s *Server) handleReviewDocument() gin.HandlerFunc {
 			fail(c, s.log, errorf(http.StatusForbidden, "forbidden", "the document link is not valid or has expired"))
 			return
 		}
+		if err := s.reviewAppeal(c, id); err != nil {
+			fail(c, s.log, err)
+			return
+		}
 		st, err := s.appealState(c.Request.Context(), id)
 		if err != nil {
 			fail(c, s.log, err)
@@ -320,6 +346,10 @@ func (s *Server) reviewerInput(c *gin.Context) workflows.ReviewerInput {
 func (s *Server) handleClaim() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		id := c.Param("appeal_id")
+		if err := s.reviewAppeal(c, id); err != nil {
+			fail(c, s.log, err)
+			return
+		}
 		st, err := s.appealUpdate(c.Request.Context(), id, workflows.UpdateClaim, s.reviewerInput(c))
 		if err != nil {
 			s.audit(c, store.AuditEntry{Actor: actor(c), Action: "appeal.claim", Outcome: "denied", Subject: id, Details: map[string]string{"reason": errCodeOf(err)}})
@@ -333,6 +363,10 @@ func (s *Server) handleClaim() gin.HandlerFunc {
 func (s *Server) handleDecide() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		id := c.Param("appeal_id")
+		if err := s.reviewAppeal(c, id); err != nil {
+			fail(c, s.log, err)
+			return
+		}
 		var req struct {
 			Decision string `json:"decision"`
 			Reason   string `json:"reason"`

@@ -22,6 +22,7 @@ import (
 	"github.com/mfaflow/mfaflow/auth"
 	"github.com/mfaflow/mfaflow/blob"
 	"github.com/mfaflow/mfaflow/console"
+	"github.com/mfaflow/mfaflow/internal/doccheck/doctest"
 	"github.com/mfaflow/mfaflow/internal/harness"
 	"github.com/mfaflow/mfaflow/mfa"
 	"github.com/mfaflow/mfaflow/notify"
@@ -234,7 +235,9 @@ func (s *stack) waitUnbound(ctx context.Context, id, token string, interval time
 	}
 }
 
-// jpegReader streams size bytes that start with a JPEG signature, without
+var jpegHead = doctest.JPEGHeader()
+
+// jpegReader streams size bytes that start with a real JPEG header, without
 // holding them in memory.
 type jpegReader struct {
 	off, size int64
@@ -261,7 +264,7 @@ func (r *jpegReader) Read(p []byte) (int, error) {
 		n += copy(p[n:], pattern[o:])
 	}
 	if r.off == 0 {
-		copy(p, []byte{0xFF, 0xD8, 0xFF, 0xE0})
+		copy(p, jpegHead) // a real header: uploads must pass doccheck
 	}
 	r.off += int64(n)
 	return n, nil

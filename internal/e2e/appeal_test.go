@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -17,25 +16,19 @@ import (
 
 	"github.com/mfaflow/mfaflow/api"
 	"github.com/mfaflow/mfaflow/auth"
+	"github.com/mfaflow/mfaflow/internal/doccheck/doctest"
 	"github.com/mfaflow/mfaflow/mfa"
 	"github.com/mfaflow/mfaflow/store"
 	"github.com/mfaflow/mfaflow/store/storetest"
 	"github.com/mfaflow/mfaflow/workflows"
 )
 
-// jpeg returns a small file with a JPEG signature and random bytes.
-func jpeg(n int) []byte {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	copy(b, []byte{0xFF, 0xD8, 0xFF, 0xE0})
-	return b
-}
+// jpeg returns a real JPEG followed by random bytes, n bytes in all (at
+// least the image): uploads must pass doccheck.
+func jpeg(n int) []byte { return doctest.JPEG(n) }
 
-func pdf(n int) []byte {
-	b := bytes.Repeat([]byte("x"), n)
-	copy(b, "%PDF-1.7\n")
-	return b
-}
+// pdf returns a well-formed PDF without active content, of at least n bytes.
+func pdf(n int) []byte { return doctest.PDF(n) }
 
 // raw sends a request with a raw body and returns status and decoded JSON.
 func (s *stack) raw(method, path, token, contentType string, body io.Reader, length int64) (int, map[string]any) {

@@ -3,7 +3,6 @@ package faulttest
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -25,6 +24,7 @@ import (
 	"github.com/mfaflow/mfaflow/api"
 	"github.com/mfaflow/mfaflow/auth"
 	"github.com/mfaflow/mfaflow/console"
+	"github.com/mfaflow/mfaflow/internal/doccheck/doctest"
 	"github.com/mfaflow/mfaflow/internal/harness"
 	"github.com/mfaflow/mfaflow/mfa"
 	"github.com/mfaflow/mfaflow/notify"
@@ -213,13 +213,9 @@ func personalAppeal(accountID, phone, qq string) map[string]any {
 	}
 }
 
-// jpeg returns n bytes with a JPEG signature.
-func jpeg(n int) []byte {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	copy(b, []byte{0xFF, 0xD8, 0xFF, 0xE0})
-	return b
-}
+// jpeg returns a real JPEG followed by random bytes, n bytes in all:
+// uploads must pass doccheck.
+func jpeg(n int) []byte { return doctest.JPEG(n) }
 
 // buildBinary builds the mfaflow command into a temporary directory of t.
 func buildBinary(t *testing.T) string {
