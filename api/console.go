@@ -495,6 +495,26 @@ type operationBody struct {
 	Resource string `json:"resource"`
 }
 
+// checkPurpose checks a check's purpose (login or operation, and step_up
+// when stepUp) and, for an operation, its action and resource.
+func checkPurpose(purpose string, op *operationBody, stepUp bool) (console.Operation, error) {
+	switch {
+	case purpose == console.PurposeLogin, stepUp && purpose == console.PurposeStepUp:
+		return console.Operation{}, nil
+	case purpose == console.PurposeOperation:
+		if op == nil {
+			return console.Operation{}, invalidField("operation", "required for purpose operation")
+		}
+		if err := op.check(); err != nil {
+			return console.Operation{}, err
+		}
+		return console.Operation{Action: op.Action, Resource: op.Resource}, nil
+	case stepUp:
+		return console.Operation{}, invalidField("purpose", `must be "login", "operation" or "step_up"`)
+	}
+	return console.Operation{}, invalidField("purpose", `must be "login" or "operation"`)
+}
+
 func (o operationBody) check() error {
 	if o.Action == "" || len(o.Action) > 64 {
 		return invalidField("operation.action", "required, at most 64 characters")
@@ -521,21 +541,9 @@ func (s *Server) handleVerify() gin.HandlerFunc {
 		if !s.decode(c, &req) {
 			return
 		}
-		var op console.Operation
-		switch req.Purpose {
-		case console.PurposeLogin:
-		case console.PurposeOperation:
-			if req.Operation == nil {
-				fail(c, s.log, invalidField("operation", "required for purpose operation"))
-				return
-			}
-			if err := req.Operation.check(); err != nil {
-				fail(c, s.log, err)
-				return
-			}
-			op = console.Operation{Action: req.Operation.Action, Resource: req.Operation.Resource}
-		default:
-			fail(c, s.log, invalidField("purpose", `must be "login" or "operation"`))
+		op, err := checkPurpose(req.Purpose, req.Operation, false)
+		if err != nil {
+			fail(c, s.log, err)
 			return
 		}
 		if req.RecoveryCode != "" {

@@ -122,21 +122,9 @@ func (s *Server) handleWebAuthnChallenge() gin.HandlerFunc {
 		if !s.decode(c, &req) {
 			return
 		}
-		var op console.Operation
-		switch req.Purpose {
-		case console.PurposeLogin, console.PurposeStepUp:
-		case console.PurposeOperation:
-			if req.Operation == nil {
-				fail(c, s.log, invalidField("operation", "required for purpose operation"))
-				return
-			}
-			if err := req.Operation.check(); err != nil {
-				fail(c, s.log, err)
-				return
-			}
-			op = console.Operation{Action: req.Operation.Action, Resource: req.Operation.Resource}
-		default:
-			fail(c, s.log, invalidField("purpose", `must be "login", "operation" or "step_up"`))
+		op, err := checkPurpose(req.Purpose, req.Operation, true)
+		if err != nil {
+			fail(c, s.log, err)
 			return
 		}
 		ch, err := s.deps.ConsoleService.BeginWebAuthn(c.Request.Context(), accountID, req.Purpose, op)

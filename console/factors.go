@@ -153,6 +153,22 @@ func (s *Service) factorUsed(ctx context.Context, accountID string, u FactorUse)
 	}
 }
 
+// auditRefusal audits a refused check of method as action, with the
+// outcome its error means: locked, replayed or invalid. Other errors (the
+// store's) are not refusals and are not audited.
+func (s *Service) auditRefusal(ctx context.Context, c Caller, accountID, action, method string, err error) {
+	outcome := "invalid"
+	switch {
+	case errors.Is(err, mfa.ErrLocked):
+		outcome = "locked"
+	case errors.Is(err, mfa.ErrReplayed):
+		outcome = "replayed"
+	case !errors.Is(err, mfa.ErrInvalidCode):
+		return
+	}
+	s.audit(ctx, c, accountID, action, outcome, "", map[string]string{"method": method})
+}
+
 // newRecoverySet makes a set of recovery codes for the account: the codes
 // to show once and the rows to store (keyed hashes with the current key id).
 func (s *Service) newRecoverySet(accountID string) ([]string, []store.RecoveryCode, error) {
@@ -284,17 +300,7 @@ func (s *Service) useRecoveryCode(ctx context.Context, c Caller, accountID, code
 		return nil
 	})
 	if err != nil {
-		outcome := "invalid"
-		switch {
-		case errors.Is(err, mfa.ErrLocked):
-			outcome = "locked"
-		case errors.Is(err, mfa.ErrReplayed):
-			outcome = "replayed"
-		case !errors.Is(err, mfa.ErrInvalidCode):
-			return 0, err
-		}
-		d := map[string]string{"method": StepUpRecoveryCode}
-		s.audit(ctx, c, accountID, action, outcome, "", d)
+		s.auditRefusal(ctx, c, accountID, action, StepUpRecoveryCode, err)
 		return 0, err
 	}
 	d := map[string]string{"recovery_code_id": used.ID, "remaining": strconv.Itoa(left)}

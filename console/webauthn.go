@@ -176,16 +176,7 @@ func (s *Service) VerifyWebAuthn(ctx context.Context, c Caller, accountID, purpo
 		return VerifyResult{}, err
 	}
 	if err != nil {
-		outcome := "invalid"
-		switch {
-		case errors.Is(err, mfa.ErrLocked):
-			outcome = "locked"
-		case errors.Is(err, mfa.ErrReplayed):
-			outcome = "replayed"
-		case !errors.Is(err, mfa.ErrInvalidCode):
-			return VerifyResult{}, err
-		}
-		s.audit(ctx, c, accountID, action, outcome, "", map[string]string{"method": "webauthn"})
+		s.auditRefusal(ctx, c, accountID, action, StepUpWebAuthn, err)
 		return VerifyResult{}, err
 	}
 	res := VerifyResult{DeviceID: dev.DeviceID}
