@@ -212,6 +212,9 @@ func TestWebAuthnKeys(t *testing.T) {
 		if d, _ := st.GetDevice(t.Context(), keyID); d.Status != store.DeviceRevoked {
 			t.Fatalf("the key after the unbind = %s", d.Status)
 		}
+		if _, out := s.console(http.MethodGet, base, nil); len(out["devices"].([]any)) != 0 || out["recovery_codes_remaining"] != float64(0) {
+			t.Fatalf("after the unbind the account still has factors: %v", out)
+		}
 		if code, out := s.console(http.MethodPost, base+"/webauthn/challenge", map[string]any{"purpose": "step_up"}); code != http.StatusConflict || !strings.Contains(errCode(out), "no_device") {
 			t.Fatalf("a challenge after the unbind = %d %v", code, out)
 		}
