@@ -286,9 +286,11 @@ func (b *browser) statusNoFail() string {
 func (b *browser) waitText(id, want string) {
 	b.t.Helper()
 	js := fmt.Sprintf(`(() => { const e = document.getElementById(%s); return !!e && !e.hidden && e.textContent.includes(%s); })()`, jsString(id), jsString(want))
-	ctx, cancel := context.WithTimeout(b.ctx, 45*time.Second)
+	// Generous: on a loaded machine a workflow update behind the page can
+	// take tens of seconds; a pass returns as soon as the text shows.
+	ctx, cancel := context.WithTimeout(b.ctx, 155*time.Second)
 	defer cancel()
-	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](js, chromedp.WithPollingTimeout(40*time.Second), chromedp.WithPollingInterval(50*time.Millisecond))); err != nil {
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](js, chromedp.WithPollingTimeout(150*time.Second), chromedp.WithPollingInterval(50*time.Millisecond))); err != nil {
 		got, _ := chromedp.Run(b.ctx, chromedp.Evaluate[string](fmt.Sprintf(`(document.getElementById(%s) || {}).textContent || ""`, jsString(id))))
 		b.t.Fatalf("#%s never showed %q: has %q; status line %q", id, want, strings.TrimSpace(got), b.statusNoFail())
 	}
