@@ -101,7 +101,14 @@ func bindingError(err error) error {
 		// Canceled: the server dropped the call (a query whose worker died
 		// answers "context canceled"); a client that left sees nothing.
 		var canceled *serviceerror.Canceled
-		if errors.As(err, &unavailable) || errors.As(err, &dl) || errors.As(err, &notReady) || errors.As(err, &canceled) ||
+		// NamespaceNotFound and NamespaceUnavailable: a frontend that has
+		// not loaded the namespace yet (a restart, a loaded machine) says
+		// so for a moment; ResourceExhausted is its rate limiting.
+		var nsNotFound *serviceerror.NamespaceNotFound
+		var nsUnavailable *serviceerror.NamespaceUnavailable
+		var exhausted *serviceerror.ResourceExhausted
+		if errors.As(err, &nsNotFound) || errors.As(err, &nsUnavailable) || errors.As(err, &exhausted) ||
+			errors.As(err, &unavailable) || errors.As(err, &dl) || errors.As(err, &notReady) || errors.As(err, &canceled) ||
 			errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 			return errorf(http.StatusServiceUnavailable, "unavailable", "the workflow service is unavailable; try again shortly")
 		}
