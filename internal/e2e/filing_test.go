@@ -119,8 +119,8 @@ func retryWithin(t *testing.T, f filing, max time.Duration) {
 
 // TestWrongIdentityFilingsDoNotBlockOwner walks attack step 4 of issue 10:
 // strangers who know an account id file appeals for it with wrong identity
-// details, from one address and sprayed from several at once. Every one is
-// refused for its details, the address that keeps trying is stopped for
+// details, from one address and sprayed from several at once. None gets
+// further than a refusal, the address that keeps trying is stopped for
 // itself alone, the owner is told once a day, and the owner, from another
 // address with the right details, files at once (201).
 func TestWrongIdentityFilingsDoNotBlockOwner(t *testing.T) {
@@ -132,22 +132,47 @@ func TestWrongIdentityFilingsDoNotBlockOwner(t *testing.T) {
 		email := acct + "@example.com"
 		s.toNextUTCDay()
 
-		// A spray: five addresses, two wrong filings each, all at once.
-		var wg sync.WaitGroup
+		// A spray: five addresses, two wrong filings each, all at once. Each
+		// is refused for its details, or, when the checks of the others took
+		// longer than the server waits for them, told to come back in a few
+		// seconds (409 with Retry-After); neither spends anything of the
+		// owner's.
+		var (
+			mu      sync.Mutex
+			refused = map[string]int{} // identity refusals by address
+			wg      sync.WaitGroup
+		)
 		res := make(chan filing, 10)
 		for i := range 5 {
 			ip := fmt.Sprintf("127.0.0.%d", 2+i)
 			wg.Go(func() {
 				for range 2 {
-					res <- s.fileFrom(ip, wrongIdentity(acct, phone))
+					f := s.fileFrom(ip, wrongIdentity(acct, phone))
+					if f.code == http.StatusUnprocessableEntity {
+						mu.Lock()
+						refused[ip]++
+						mu.Unlock()
+					}
+					res <- f
 				}
 			})
 		}
 		wg.Wait()
 		close(res)
+		total := 0
 		for f := range res {
-			if f.err != nil || f.code != http.StatusUnprocessableEntity || f.errCode != "identity_mismatch" {
+			switch {
+			case f.err == nil && f.code == http.StatusUnprocessableEntity && f.errCode == "identity_mismatch":
+				total++
+			case f.err == nil && f.code == http.StatusConflict && f.errCode == "appeal_in_progress" && f.retryAfter != "":
+				t.Logf("a sprayed filing waited out the others' checks: %v", f.out)
+			default:
 				t.Fatalf("sprayed wrong filing = %d %v (%v), want 422 identity_mismatch", f.code, f.out, f.err)
+			}
+		}
+		for ; total < 3; total++ { // on a slow machine, make up the alert's three refusals one by one
+			if f := s.fileFrom("127.0.0.7", wrongIdentity(acct, phone)); f.code != http.StatusUnprocessableEntity {
+				t.Fatalf("wrong filing = %d %v (%v)", f.code, f.out, f.err)
 			}
 		}
 		// The owner is told exactly once, on each old channel, however the
@@ -162,12 +187,12 @@ func TestWrongIdentityFilingsDoNotBlockOwner(t *testing.T) {
 			}
 		}
 
-		// One address keeps trying: eight more refusals are answered, then
-		// the address is stopped for the rest of the hour, even with the
-		// right details.
-		for i := range 8 {
+		// One address keeps trying: its refusals are answered up to ten in
+		// the hour, then the address is stopped for the rest of the hour,
+		// even with the right details.
+		for i := refused["127.0.0.2"]; i < 10; i++ {
 			if f := s.fileFrom("127.0.0.2", wrongIdentity(acct, phone)); f.code != http.StatusUnprocessableEntity || f.errCode != "identity_mismatch" {
-				t.Fatalf("wrong filing %d from one address = %d %v (%v)", i+3, f.code, f.out, f.err)
+				t.Fatalf("wrong filing %d from one address = %d %v (%v)", i+1, f.code, f.out, f.err)
 			}
 		}
 		for _, body := range []map[string]any{wrongIdentity(acct, phone), personalAppeal(acct, phone, "11010519491231002X")} {
@@ -178,7 +203,7 @@ func TestWrongIdentityFilingsDoNotBlockOwner(t *testing.T) {
 			retryWithin(t, f, time.Hour)
 		}
 		if n := len(attemptAlerts(t, st, phone)); n != 1 {
-			t.Fatalf("%d attempt alerts after 18 refusals in a day, want 1", n)
+			t.Fatalf("%d attempt alerts after more refusals the same day, want 1", n)
 		}
 
 		// The owner, from another address with the right details: 201.
