@@ -427,6 +427,13 @@ func (a *Activities) UnbindAll(ctx context.Context, in workflows.UnbindAllInput)
 	if _, err := a.Store.ClearRecoveryCodes(ctx, in.AccountID); err != nil {
 		return out, fmt.Errorf("unbind: clear recovery codes: %w", err)
 	}
+	// The appeal's row closes with the unbind, before the owner is told:
+	// its status mirror comes later, behind the other effects, and until
+	// the row closes the factor-set rule refuses the owner's new binding
+	// (409 appeal_open). Closing is final and idempotent.
+	if err := a.Store.SetAppealStatus(ctx, in.AppealID, workflows.AppealUnbound, true, now); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return out, fmt.Errorf("unbind: close the appeal: %w", err)
+	}
 	if err := a.Store.ResetBudget(ctx, in.AccountID); err != nil {
 		return out, fmt.Errorf("unbind: reset budget: %w", err)
 	}
