@@ -358,8 +358,8 @@ func (s *Server) handleBindingConfirm() gin.HandlerFunc {
 			return
 		}
 		var req struct {
-			Code1      string         `json:"code1"`
-			Code2      string         `json:"code2"`
+			Code1      string          `json:"code1"`
+			Code2      string          `json:"code2"`
 			Serial     string          `json:"serial"`
 			Code       string          `json:"code"`
 			Credential json.RawMessage `json:"credential"`
