@@ -13,7 +13,6 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -218,7 +217,9 @@ func (s *Server) handleCreateAppeal() gin.HandlerFunc {
 		}
 		var req appealRequest
 		if err := decodeJSON(c, &req); err != nil {
-			if e, ok := err.(*Error); ok && e.Status == http.StatusBadRequest && e.Field != "" {
+			// A field of the wrong type is the form's 422 invalid_field; an
+			// unknown field stays 400 unknown_field as on every endpoint.
+			if e, ok := err.(*Error); ok && e.Status == http.StatusBadRequest && e.Code == "invalid_field" {
 				e.Status = http.StatusUnprocessableEntity
 			}
 			fail(c, s.log, err)
@@ -284,7 +285,7 @@ func (s *Server) applicantAppeal(c *gin.Context) (store.Appeal, error) {
 	}
 	if a.ID != id {
 		s.audit(c, store.AuditEntry{Actor: "applicant:" + a.ID, Action: "appeal.access", Outcome: "denied", Subject: id,
-			Details: map[string]string{"reason": "token of another appeal", "route": c.FullPath()}})
+			Details: map[string]string{"reason": "token_of_another_appeal", "route": c.FullPath()}})
 		return store.Appeal{}, errorf(http.StatusForbidden, "forbidden", "this token belongs to another appeal")
 	}
 	return a, nil
@@ -360,7 +361,7 @@ func (s *Server) handleUploadDocument() gin.HandlerFunc {
 		got := sniff(head)
 		if got == "" || got != declared {
 			s.audit(c, store.AuditEntry{Actor: "applicant:" + a.ID, Action: "document.upload", Outcome: "invalid", AccountID: a.AccountID, Subject: a.ID,
-				Details: map[string]string{"doc_type": docType, "reason": "content is not the declared JPEG, PNG or PDF"}})
+				Details: map[string]string{"doc_type": docType, "reason": "content_type_mismatch"}})
 			fail(c, s.log, errorf(http.StatusUnsupportedMediaType, "unsupported_media_type", "the file's content is not a JPEG, PNG or PDF matching its Content-Type"))
 			return
 		}
@@ -468,12 +469,20 @@ func isDocRefusal(err error) bool {
 	return errors.Is(err, doccheck.ErrMalformed) || errors.Is(err, doccheck.ErrUnsafe)
 }
 
+// docRefusal names doccheck's refusal in the audit as a code.
+func docRefusal(err error) string {
+	if errors.Is(err, doccheck.ErrUnsafe) {
+		return "unsafe_document"
+	}
+	return "malformed_document"
+}
+
 // refuseDocument audits and answers an upload whose content doccheck
 // refused: 422 unsafe_document for a PDF with active content, else 415
 // unsupported_media_type. The audit names the reason, never the content.
 func (s *Server) refuseDocument(c *gin.Context, a store.Appeal, docType string, err error) {
 	s.audit(c, store.AuditEntry{Actor: "applicant:" + a.ID, Action: "document.upload", Outcome: "invalid", AccountID: a.AccountID, Subject: a.ID,
-		Details: map[string]string{"doc_type": docType, "reason": strings.TrimPrefix(err.Error(), "doccheck: ")}})
+		Details: map[string]string{"doc_type": docType, "reason": docRefusal(err)}})
 	if errors.Is(err, doccheck.ErrUnsafe) {
 		fail(c, s.log, errorf(http.StatusUnprocessableEntity, "unsafe_document",
 			"the PDF holds JavaScript, a launch action or an embedded file; upload a plain PDF or a photo"))
@@ -560,7 +569,7 @@ func (s *Server) handleCancelAppeal() gin.HandlerFunc {
 				return
 			}
 			if s.deps.OwnerCancelToken == nil || !constantEqual(req.Token, s.deps.OwnerCancelToken(id)) {
-				s.audit(c, store.AuditEntry{Actor: "anonymous", Action: "appeal.cancel", Outcome: "denied", Subject: id, Details: map[string]string{"reason": "bad owner cancel token"}})
+				s.audit(c, store.AuditEntry{Actor: "anonymous", Action: "appeal.cancel", Outcome: "denied", Subject: id, Details: map[string]string{"reason": "bad_cancel_token"}})
 				fail(c, s.log, errorf(http.StatusUnauthorized, "unauthorized", "the cancel link is not valid"))
 				return
 			}

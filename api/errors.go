@@ -30,6 +30,11 @@ type Error struct {
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
 
+// codeUnauthorized is the code of every 401 for missing or bad
+// credentials (a console key, a JWT, an appeal's access token or cancel
+// link); those alone carry WWW-Authenticate.
+const codeUnauthorized = "unauthorized"
+
 // errorf builds a client-visible error.
 func errorf(status int, code, format string, args ...any) *Error {
 	return &Error{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
@@ -120,7 +125,9 @@ func fail(c *gin.Context, log *slog.Logger, err error) {
 	if e.Status == http.StatusServiceUnavailable && c.Writer.Header().Get("Retry-After") == "" {
 		c.Header("Retry-After", "5")
 	}
-	if e.Status == http.StatusUnauthorized {
+	if e.Status == http.StatusUnauthorized && e.Code == codeUnauthorized {
+		// Only missing or bad credentials ask for new ones: a wrong MFA
+		// code (401 invalid_code) came with credentials that were fine.
 		c.Header("WWW-Authenticate", `Bearer realm="mfaflow"`)
 	}
 	body := gin.H{"code": e.Code, "message": e.Message}

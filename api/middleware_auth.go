@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -38,7 +39,7 @@ func (s *Server) requireConsole() gin.HandlerFunc {
 				acct = ""
 			}
 			s.audit(c, store.AuditEntry{Actor: "anonymous", Action: "auth.console", Outcome: "denied", AccountID: acct,
-				Details: map[string]string{"route": c.FullPath(), "method": c.Request.Method, "reason": err.Error()}})
+				Details: map[string]string{"route": c.FullPath(), "method": c.Request.Method, "reason": authRefusal(err)}})
 			fail(c, s.log, err)
 			return
 		}
@@ -70,7 +71,7 @@ func (s *Server) requireRole(role string) gin.HandlerFunc {
 				actor = "user:" + p.Subject
 			}
 			s.audit(c, store.AuditEntry{Actor: actor, Action: "auth." + role, Outcome: "denied",
-				Details: map[string]string{"route": c.FullPath(), "method": c.Request.Method, "reason": err.Error()}})
+				Details: map[string]string{"route": c.FullPath(), "method": c.Request.Method, "reason": authRefusal(err)}})
 			fail(c, s.log, err)
 			return
 		}
@@ -109,4 +110,17 @@ func (s *Server) audit(c *gin.Context, e store.AuditEntry) {
 	if _, err := s.deps.Store.AppendAudit(ctx, e); err != nil {
 		s.log.ErrorContext(ctx, "audit write failed", "action", e.Action, "outcome", e.Outcome, "err", err)
 	}
+}
+
+// authRefusal names a refused credential in the audit: missing_credentials,
+// invalid_credentials (a bad key or token, whatever the verifier's reason)
+// or forbidden (a valid token without the role).
+func authRefusal(err error) string {
+	switch {
+	case errors.Is(err, auth.ErrNoCredentials):
+		return "missing_credentials"
+	case errors.Is(err, auth.ErrForbidden):
+		return "forbidden"
+	}
+	return "invalid_credentials"
 }

@@ -18,7 +18,9 @@ var openapiYAML []byte
 func (s *Server) routes() {
 	r := s.engine
 	r.GET("/healthz", handleHealthz())
+	r.HEAD("/healthz", handleHealthz())
 	r.GET("/readyz", s.handleReadyz())
+	r.HEAD("/readyz", s.handleReadyz())
 	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(s.deps.Registry, promhttp.HandlerOpts{})))
 	r.GET("/openapi.yaml", func(c *gin.Context) { c.Data(http.StatusOK, "application/yaml", openapiYAML) })
 
@@ -67,16 +69,16 @@ func (s *Server) routes() {
 
 	if s.deps.Pages != nil {
 		for _, p := range []string{"/appeal", "/appeal/status", "/appeals/:appeal_id/owner-cancel", "/review", "/review/case", "/static/*file"} {
-			r.GET(p, gin.WrapH(s.deps.Pages))
+			r.GET(p, s.wrapPages(s.deps.Pages))
 		}
 	}
 	if s.deps.Dev {
 		r.GET("/dev/outbox", s.handleOutbox())
 		r.GET("/dev/hardware-tokens/:serial/code", s.handleDemoTokenCode())
 		if s.deps.Web != nil {
-			r.GET("/console", gin.WrapH(s.deps.Web))
+			r.GET("/console", s.wrapPages(s.deps.Web))
 			if s.deps.Pages == nil { // else Pages serves the same /static/
-				r.GET("/static/*file", gin.WrapH(s.deps.Web))
+				r.GET("/static/*file", s.wrapPages(s.deps.Web))
 			}
 		}
 		r.GET("/dev/security-center/:account_id/code", s.handleDevSecurityCenterCode())

@@ -102,7 +102,10 @@ func NewServer(deps Deps) *Server {
 	s := &Server{deps: deps, log: deps.Logger, engine: gin.New()}
 	s.engine.ContextWithFallback = true
 	_ = s.engine.SetTrustedProxies(nil)
-	s.engine.HandleMethodNotAllowed = true
+	s.engine.HandleMethodNotAllowed = true // 405 method_not_allowed with Allow
+	// No redirects: /healthz/ is an unknown path (a JSON 404), like any other.
+	s.engine.RedirectTrailingSlash = false
+	s.engine.RedirectFixedPath = false
 	s.engine.Use(s.requestID(), s.recoverer(), newMetrics(deps.Registry).middleware())
 	s.engine.NoRoute(func(c *gin.Context) { fail(c, s.log, errorf(http.StatusNotFound, "not_found", "no such route")) })
 	s.engine.NoMethod(func(c *gin.Context) {

@@ -288,12 +288,28 @@ func (s *Service) ConsumeGrant(ctx context.Context, c Caller, accountID, token s
 		if errors.Is(err, store.ErrUnavailable) {
 			return g, err
 		}
-		details["reason"] = err.Error()
+		details["reason"] = grantRefusal(err)
 		s.audit(ctx, c, accountID, "grant.consume", outcome, "", details)
 		return g, err
 	}
 	s.audit(ctx, c, accountID, "grant.consume", "ok", g.DeviceID, details)
 	return g, nil
+}
+
+// grantRefusal names a refused grant use in the audit with the code the API
+// answers, never the error's text.
+func grantRefusal(err error) string {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return "not_found"
+	case errors.Is(err, store.ErrGrantMismatch):
+		return "grant_mismatch"
+	case errors.Is(err, store.ErrGrantUsed):
+		return "grant_used"
+	case errors.Is(err, store.ErrGrantExpired):
+		return "grant_expired"
+	}
+	return "error"
 }
 
 // SetProtection changes the protection scope after a step-up proof (a code

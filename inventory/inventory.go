@@ -80,7 +80,7 @@ func (im *Importer) Import(ctx context.Context, r io.Reader, opts Options) (Resu
 		return res, fmt.Errorf("inventory: unknown format %q", opts.Format)
 	}
 	if err != nil {
-		im.audit(ctx, opts, res, "invalid", map[string]string{"reason": err.Error()})
+		im.audit(ctx, opts, res, "invalid", map[string]string{"reason": parseRefusal(err)})
 		return res, err
 	}
 	toks, rows := parsed.Tokens, parsed.Rejected
@@ -176,4 +176,20 @@ func CurrentCode(keys *mfa.Keyring, t store.HardwareToken, now time.Time) (strin
 		return "", err
 	}
 	return mfa.TOTP(seed, now, mfa.Params{Algorithm: alg, Digits: t.Digits, Period: time.Duration(t.PeriodSeconds) * time.Second}), nil
+}
+
+// parseRefusal names a file the parser refused with the code the API
+// answers, never the parser's text.
+func parseRefusal(err error) string {
+	switch {
+	case errors.Is(err, mfa.ErrTooLarge):
+		return "too_large"
+	case errors.Is(err, mfa.ErrHostileXML):
+		return "hostile_xml"
+	case errors.Is(err, mfa.ErrPSKCKey):
+		return "pskc_key"
+	case errors.Is(err, mfa.ErrInvalidPSKC), errors.Is(err, mfa.ErrInvalidCSV):
+		return "invalid_file"
+	}
+	return "error"
 }

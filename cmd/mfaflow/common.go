@@ -248,7 +248,7 @@ func serveHTTP(ctx context.Context, addr string, h http.Handler, onListen func(n
 func serveListener(ctx context.Context, ln net.Listener, h http.Handler) error {
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- srv.Serve(api.Listener(ln)) }() // JSON errors for requests net/http refuses itself
 	select {
 	case err := <-errc:
 		return err

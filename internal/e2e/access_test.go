@@ -150,6 +150,8 @@ func accessRows() []accessRow {
 		// Public operations endpoints.
 		{route: "GET /healthz", want: everyone(200), req: none},
 		{route: "GET /readyz", want: everyone(200), req: none},
+		{route: "HEAD /healthz", want: everyone(200), req: none},
+		{route: "HEAD /readyz", want: everyone(200), req: none},
 		{route: "GET /metrics", want: everyone(200), req: none},
 		{route: "GET /openapi.yaml", want: everyone(200), req: none},
 
@@ -478,7 +480,9 @@ func newAccessFixtures(t *testing.T) *accessFixtures {
 		Now:    s.clock.Now,
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
-	hs := httptest.NewServer(srv)
+	hs := httptest.NewUnstartedServer(srv)
+	hs.Listener = api.Listener(hs.Listener) // as serve and dev run it
+	hs.Start()
 	t.Cleanup(hs.Close)
 	s.apis = []*httptest.Server{hs}
 

@@ -137,7 +137,9 @@ func newStackWith(t *testing.T, st store.Store, replicas int, appeals api.Appeal
 			Now:              s.clock.Now,
 			Logger:           slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		})
-		hs := httptest.NewServer(srv)
+		hs := httptest.NewUnstartedServer(srv)
+		hs.Listener = api.Listener(hs.Listener) // as serve and dev run it
+		hs.Start()
 		t.Cleanup(hs.Close)
 		s.apis = append(s.apis, hs)
 	}
