@@ -88,6 +88,11 @@ func TestConsolePage(t *testing.T) {
 		`<label for="regen-proof-code">`, `<label for="regen-proof-recovery">`, `<a href="/appeal">unbind appeal</a>`,
 		`<label for="login-recovery">`, `id="login-kind-recovery"`,
 		`pattern="\s*[A-Za-z0-9]{5}(-|\s)?[A-Za-z0-9]{5}\s*"`,
+		// Security keys and passkeys (SPEC §6c).
+		`<script src="/static/webauthn.js" defer></script>`, `id="bind-webauthn"`, `<form id="webauthn-step" class="step"`,
+		`<label for="wa-name">`, `id="wa-scope-login"`, `id="wa-scope-operation"`, `id="wa-register"`,
+		`id="login-kind-webauthn"`, `id="op-kind-webauthn"`, `id="bind-proof-kind-webauthn"`, `id="regen-proof-kind-webauthn"`,
+		`id="webauthn-origin"`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("page lacks %s", want)
@@ -173,6 +178,7 @@ func TestConsoleStaticAndMethods(t *testing.T) {
 	}{
 		{http.MethodGet, "/static/console.js", http.StatusOK, "text/javascript; charset=utf-8"},
 		{http.MethodGet, "/static/console.css", http.StatusOK, "text/css; charset=utf-8"},
+		{http.MethodGet, "/static/webauthn.js", http.StatusOK, "text/javascript; charset=utf-8"},
 		{http.MethodGet, "/static/nope.js", http.StatusNotFound, ""},
 		{http.MethodGet, "/static/", http.StatusNotFound, ""},
 		{http.MethodGet, "/static/../console.go", http.StatusNotFound, ""},

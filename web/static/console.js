@@ -5,6 +5,10 @@
 // Recovery codes live in this page's memory and DOM only, from the answer
 // that carries them until "I have saved them", a reload or a new set: never
 // in localStorage, sessionStorage or a cookie.
+//
+// Security keys and passkeys (SPEC §6c) go through webauthn.js
+// (window.mfaflowWebAuthn), which converts between the API's JSON and the
+// browser's objects; this script words every outcome.
 "use strict";
 
 (function () {
@@ -26,7 +30,12 @@
     off: "off",
     virtualDevice: "Virtual MFA device",
     hardwareDevice: "Hardware token card",
+    webauthnDevice: "Security key or passkey",
     deviceSerial: "{device} (SN {serial})",
+    deviceKey: "{device} “{name}” ({id})",
+    deviceModel: " · model {model}",
+    deviceAAGUID: "AAGUID {aaguid}",
+    modelUnknown: "not told by the key",
     noDevice: "No MFA device bound.",
     deviceMeta: " · bound {bound} · last used {used}",
     protection: "Login protection: {login} · Operation protection: {operation}",
@@ -35,13 +44,14 @@
     recoveryLow: "Only {n} recovery codes left. Make a new set before they run out: without a device or a code, only an appeal gets you back in.",
     recoveryOut: "No recovery codes left. Make a new set now: without a device or a code, only an appeal gets you back in.",
     startBinding: "Start a binding first.",
-    bindProofNeeded: "This account already has an MFA device. Confirm with a code from it or with a recovery code to bind another.",
-    regenProofNeeded: "Confirm with a code from a bound device or with a recovery code to make a new set.",
+    bindProofNeeded: "This account already has an MFA device. Confirm with a code from it, a recovery code or a bound security key to bind another.",
+    regenProofNeeded: "Confirm with a code from a bound device, a recovery code or a bound security key to make a new set.",
     proofNoneChosen: "Without a proof the server will refuse; the appeal is the way back in.",
     smsSent: "SMS code sent to {phone}. The binding expires at {expires}.",
     boundPhone: "the bound phone",
     identityVirtual: "Identity verified. Scan the QR code, then enter two consecutive codes.",
     identityHardware: "Identity verified. Enter the card's serial number and its current code.",
+    identityWebAuthn: "Identity verified. Name the key, choose what it protects, then press “Register my security key”.",
     unexpectedStatus: "Unexpected binding status: {status}",
     boundResult: "Bound: {device}. Login protection {login}, operation protection {operation}.",
     bound: "The MFA device is bound.",
@@ -64,6 +74,17 @@
     grantTwice: "The same grant was accepted again. This should not happen.",
     grantTwiceStatus: "The grant was accepted twice.",
     refused: "Refused: {message} ({code}).",
+    loginWebAuthn: "Login verified with your security key: welcome back.",
+    keyTouch: "Touch your security key or confirm the passkey in the browser's prompt…",
+    keyCancelled: "The security key request was cancelled or timed out (NotAllowedError). Nothing was sent to the server; press the button again when your key is ready.",
+    keyExists: "This security key is already bound to this account. Use another key, or remove this one first.",
+    keyUnsupported: "This browser cannot use security keys or passkeys here.",
+    keyFailed: "The security key did not answer: {message}",
+    keyOriginIP: "Security keys and passkeys do not work on an IP address such as {here}: open the console at {url} to use one.",
+    keyOrigin: "Security keys and passkeys of this service work only on {rp}, not on {here}: open the console at {url} to use one.",
+    keyRegistrationRefused: "The server could not verify the key's answer, so this binding has ended. Start a new binding.",
+    keyCloned: "Refused: this security key's signature counter went backwards, so it may be a copy. The owner has been told. If you did not expect this, remove the key.",
+    keyRefused: "Refused: the security key's answer was not accepted ({code}).",
   };
 
   function fmt(key, vars) {
@@ -84,6 +105,8 @@
   let grant = null; // the last operation grant
   let qrURL = null; // object URL of the QR image
   let deviceCount = 0; // active devices of the account, from the last refresh
+  let keyCount = 0; // its security keys and passkeys
+  let creation = null; // creation options of the security key binding in progress
   let shown = null; // { account, codes, time } of the recovery codes on show
   let codesURL = null; // object URL of the last download
 
@@ -96,13 +119,24 @@
     }
   }
 
+  // KeyError is a security key ceremony that did not give an answer to send:
+  // kind is a failure of mfaflowWebAuthn.failure, message the page's text.
+  class KeyError extends Error {
+    constructor(kind, message) {
+      super(message);
+      this.kind = kind;
+    }
+  }
+
   function show(message, kind) {
     statusEl.textContent = message;
     statusEl.className = "status" + (kind ? " " + kind : "");
   }
 
   function showError(e) {
-    if (e instanceof APIError) {
+    if (e instanceof KeyError) {
+      show(e.message, "error");
+    } else if (e instanceof APIError) {
       const vars = { code: e.code, message: e.message, seconds: e.retryAfter };
       show(fmt(e.retryAfter ? "errorRetry" : "error", vars), "error");
     } else {
@@ -207,8 +241,18 @@
   }
 
   function describeDevice(d) {
+    if (d.type === "webauthn") {
+      return fmt("deviceKey", { device: T.webauthnDevice, name: d.name || "", id: d.id });
+    }
     const name = (d.type === "hardware" ? T.hardwareDevice : d.type === "virtual" ? T.virtualDevice : d.type) + " " + d.id;
     return d.serial ? fmt("deviceSerial", { device: name, serial: d.serial }) : name;
+  }
+
+  // describeModel is a security key's model: its name when the server
+  // knows the AAGUID, else the AAGUID, else that the key did not say.
+  function describeModel(d) {
+    const model = d.model || (d.aaguid ? fmt("deviceAAGUID", { aaguid: d.aaguid }) : T.modelUnknown);
+    return fmt("deviceModel", { model: model });
   }
 
   async function refresh() {
@@ -217,6 +261,7 @@
     list.replaceChildren();
     const devices = r.devices || [];
     deviceCount = devices.length;
+    keyCount = devices.filter((d) => d.type === "webauthn").length;
     if (devices.length === 0) {
       const li = document.createElement("li");
       li.className = "muted";
@@ -227,15 +272,141 @@
       const li = document.createElement("li");
       const name = document.createElement("strong");
       name.textContent = describeDevice(d);
+      li.append(name);
+      if (d.type === "webauthn") {
+        const model = document.createElement("span");
+        model.className = "model";
+        model.textContent = describeModel(d);
+        li.append(model);
+      }
       const meta = document.createElement("span");
       meta.className = "muted";
       meta.textContent = fmt("deviceMeta", { bound: formatTime(d.bound_at), used: formatTime(d.last_used_at) });
-      li.append(name, meta);
+      li.append(meta);
       list.append(li);
     }
     const p = r.protection || {};
     $("protection").textContent = fmt("protection", { login: onOff(p.login), operation: onOff(p.operation) });
     showRecoveryState(devices.length, r.recovery_codes_remaining);
+    showKeyChoices();
+  }
+
+  // Security keys (SPEC §6c).
+
+  const WA = window.mfaflowWebAuthn;
+
+  // showKeyChoices offers "my security key" wherever a factor is chosen
+  // while the account has a key, and takes the choice back when it has none.
+  function showKeyChoices() {
+    for (const e of document.querySelectorAll(".webauthn-only")) {
+      e.hidden = keyCount === 0;
+    }
+    if (keyCount > 0) {
+      return;
+    }
+    for (const prefix of ["bind-proof", "regen-proof"]) {
+      if (proofKind(prefix) === "webauthn") {
+        resetProof(prefix);
+      }
+    }
+    if ($("login-kind-webauthn").checked) {
+      $("login-kind-code").checked = true;
+      loginKindChanged();
+    }
+    if ($("op-kind-webauthn").checked) {
+      $("op-kind-code").checked = true;
+      opKindChanged();
+    }
+  }
+
+  // consoleURL is this page at host (keeping the port, path and query).
+  function consoleURL(host) {
+    return location.protocol + "//" + host + (location.port ? ":" + location.port : "") + location.pathname + location.search;
+  }
+
+  // originText words why keys cannot work on this page's origin; rp is the
+  // relying party's id when known. url is where they do work.
+  function originText(rp) {
+    const here = location.host;
+    const url = consoleURL(rp || "localhost");
+    const key = WA.isIPAddress(location.hostname) ? "keyOriginIP" : "keyOrigin";
+    return { text: fmt(key, { here: here, rp: rp || "localhost", url: "{url}" }), url: url };
+  }
+
+  // showOriginNotice explains, above the page's cards, that security keys
+  // need the console on its relying party's domain, with a link there.
+  function showOriginNotice(rp) {
+    const o = originText(rp);
+    const notice = $("webauthn-origin");
+    const [before, after] = o.text.split("{url}");
+    const a = document.createElement("a");
+    a.id = "webauthn-origin-link";
+    a.href = o.url;
+    a.textContent = o.url;
+    notice.replaceChildren(before, a, after || "");
+    notice.hidden = false;
+    return o.text.replace("{url}", o.url);
+  }
+
+  // keyReady throws a KeyError when this browser or page cannot use a key
+  // at all, before anything is asked of the server.
+  function keyReady() {
+    if (!WA || !WA.supported()) {
+      throw new KeyError("unsupported", T.keyUnsupported);
+    }
+    if (WA.isIPAddress(location.hostname)) {
+      throw new KeyError("origin", showOriginNotice(""));
+    }
+  }
+
+  // withKey runs a ceremony (WA.create or WA.get with the API's options)
+  // and returns the credential JSON for the API; it throws a KeyError
+  // worded for the page.
+  async function withKey(ceremony, options) {
+    keyReady();
+    show(T.keyTouch);
+    try {
+      return await ceremony(options);
+    } catch (e) {
+      const kind = WA.failure(e);
+      switch (kind) {
+        case "cancelled":
+          throw new KeyError(kind, T.keyCancelled);
+        case "origin":
+          throw new KeyError(kind, showOriginNotice(WA.rpID(options)));
+        case "exists":
+          throw new KeyError(kind, T.keyExists);
+        case "unsupported":
+          throw new KeyError(kind, T.keyUnsupported);
+      }
+      throw new KeyError(kind, fmt("keyFailed", { message: e && e.message ? e.message : String(e) }));
+    }
+  }
+
+  // keyAssertion asks the server for a challenge of purpose (and
+  // operation) and answers it with a key: {challenge_id, credential}.
+  async function keyAssertion(purpose, op) {
+    keyReady();
+    const body = { purpose: purpose };
+    if (op) {
+      body.operation = op;
+    }
+    const ch = await call("POST", accountPath() + "/mfa/webauthn/challenge", body);
+    const credential = await withKey(WA.get, ch.request_options);
+    return { challenge_id: ch.challenge_id, credential: credential };
+  }
+
+  // keyRefusal words the server's refusal of a key's answer in the result
+  // element el, for the errors that are about the key.
+  function keyRefusal(el, e) {
+    if (!(e instanceof APIError)) {
+      return;
+    }
+    if (e.code === "possible_cloned_key") {
+      setResult(el, T.keyCloned, "refused");
+    } else if (e.code === "invalid_code" || e.code === "code_reused") {
+      setResult(el, fmt("keyRefused", { code: e.code }), "refused");
+    }
   }
 
   // showRecoveryState shows how many recovery codes are left, warns at 3
@@ -275,6 +446,7 @@
     code.disabled = kind !== "code";
     $(prefix + "-recovery-field").hidden = kind !== "recovery_code";
     recovery.disabled = kind !== "recovery_code";
+    $(prefix + "-webauthn-help").hidden = kind !== "webauthn";
     const none = $(prefix + "-none-help");
     if (none) {
       none.hidden = kind !== "none";
@@ -293,7 +465,7 @@
 
   function focusProof(prefix) {
     const kind = proofKind(prefix);
-    const input = kind === "code" ? $(prefix + "-code") : kind === "recovery_code" ? $(prefix + "-recovery") : $(prefix + "-kind-none");
+    const input = kind === "code" ? $(prefix + "-code") : kind === "recovery_code" ? $(prefix + "-recovery") : $(prefix + "-kind-" + kind);
     input.focus();
   }
 
@@ -302,13 +474,16 @@
   }
 
   // readProof returns the proof of the form as the API takes it, or null
-  // for "neither".
-  function readProof(prefix) {
+  // for "neither". A security key is asked for its answer to a step-up
+  // challenge now.
+  async function readProof(prefix) {
     switch (proofKind(prefix)) {
       case "code":
         return { code: $(prefix + "-code").value.trim() };
       case "recovery_code":
         return { recovery_code: normalizeRecovery($(prefix + "-recovery").value) };
+      case "webauthn":
+        return { webauthn: await keyAssertion("step_up") };
     }
     return null;
   }
@@ -344,9 +519,10 @@
   }
 
   function hideSteps() {
-    for (const id of ["bind-proof-step", "sms-step", "virtual-step", "hardware-step"]) {
+    for (const id of ["bind-proof-step", "sms-step", "virtual-step", "hardware-step", "webauthn-step"]) {
       $(id).hidden = true;
     }
+    creation = null;
     resetProof("bind-proof");
     $("secret").textContent = "";
     const img = $("qr");
@@ -374,6 +550,9 @@
   // for the step-up proof first, so that no SMS goes out without one.
   async function bindClicked(type) {
     resetAll();
+    if (type === "webauthn") {
+      keyReady(); // before any proof or SMS: this page cannot use a key
+    }
     if (deviceCount > 0) {
       askBindProof(type);
       return;
@@ -394,7 +573,7 @@
       show(T.startBinding, "error");
       return;
     }
-    await startBinding(bindType, readProof("bind-proof"));
+    await startBinding(bindType, await readProof("bind-proof"));
   }
 
   async function startBinding(type, proof) {
@@ -469,6 +648,12 @@
       await loadQR();
       $("code1").focus();
       show(T.identityVirtual, "ok");
+    } else if (r.status === "awaiting_webauthn") {
+      creation = r.creation_options;
+      $("wa-name").value = "";
+      $("webauthn-step").hidden = false;
+      $("wa-name").focus();
+      show(T.identityWebAuthn, "ok");
     } else if (r.status === "awaiting_hardware_token") {
       $("serial").value = "";
       $("hw-code").value = "";
@@ -512,6 +697,34 @@
       code: $("hw-code").value.trim(),
       protection: { login: $("hw-scope-login").checked, operation: $("hw-scope-operation").checked },
     });
+    bound(r);
+    await refresh();
+  }
+
+  // confirmWebAuthn registers a key with the binding's creation options
+  // and sends its answer. A cancelled prompt leaves the step open for
+  // another try; a refused answer ends the binding.
+  async function confirmWebAuthn() {
+    if (!binding || !creation) {
+      show(T.startBinding, "error");
+      return;
+    }
+    const credential = await withKey(WA.create, creation);
+    let r;
+    try {
+      r = await call("POST", bindingPath() + "/confirm", {
+        credential: credential,
+        name: $("wa-name").value.trim(),
+        protection: { login: $("wa-scope-login").checked, operation: $("wa-scope-operation").checked },
+      });
+    } catch (e) {
+      if (e instanceof APIError && (e.code === "credential_refused" || e.code === "binding_not_found")) {
+        hideSteps();
+        binding = null;
+        setResult($("bind-result"), T.keyRegistrationRefused, "refused");
+      }
+      throw e;
+    }
     bound(r);
     await refresh();
   }
@@ -626,9 +839,9 @@
   }
 
   async function regenerate() {
-    const proof = readProof("regen-proof");
     let r;
     try {
+      const proof = await readProof("regen-proof");
       r = await call("POST", accountPath() + "/mfa/recovery-codes", proof ? { proof: proof } : {});
     } catch (e) {
       proofRefused("regen-proof", e);
@@ -643,14 +856,27 @@
 
   function loginKindChanged() {
     const recovery = $("login-kind-recovery").checked;
-    $("login-code-field").hidden = recovery;
-    $("login-code").disabled = recovery;
+    const key = $("login-kind-webauthn").checked;
+    $("login-code-field").hidden = recovery || key;
+    $("login-code").disabled = recovery || key;
     $("login-recovery-field").hidden = !recovery;
     $("login-recovery").disabled = !recovery;
+    $("login-webauthn-field").hidden = !key;
+  }
+
+  function opKindChanged() {
+    const key = $("op-kind-webauthn").checked;
+    $("op-code-field").hidden = key;
+    $("op-code").disabled = key;
+    $("op-webauthn-field").hidden = !key;
   }
 
   async function verifyLogin() {
     setResult($("login-result"), "");
+    if ($("login-kind-webauthn").checked) {
+      await verifyLoginWithKey();
+      return;
+    }
     const recovery = $("login-kind-recovery").checked;
     const input = recovery ? $("login-recovery") : $("login-code");
     const body = recovery ? { recovery_code: normalizeRecovery(input.value), purpose: "login" } : { code: input.value.trim(), purpose: "login" };
@@ -672,6 +898,19 @@
     await refresh();
   }
 
+  async function verifyLoginWithKey() {
+    const body = { webauthn: await keyAssertion("login"), purpose: "login" };
+    try {
+      await call("POST", accountPath() + "/mfa/verify", body);
+    } catch (e) {
+      keyRefusal($("login-result"), e);
+      throw e;
+    }
+    setResult($("login-result"), T.loginWebAuthn, "ok");
+    show(T.loginPassed, "ok");
+    await refresh();
+  }
+
   async function consume() {
     return call("POST", accountPath() + "/mfa/grants/consume", { grant: grant, operation: operation });
   }
@@ -681,7 +920,18 @@
     setResult($("op-result"), "");
     grant = null;
     $("op-reuse").disabled = true;
-    const v = await call("POST", accountPath() + "/mfa/verify", { code: input.value.trim(), purpose: "operation", operation: operation });
+    let v;
+    if ($("op-kind-webauthn").checked) {
+      const body = { webauthn: await keyAssertion("operation", operation), purpose: "operation", operation: operation };
+      try {
+        v = await call("POST", accountPath() + "/mfa/verify", body);
+      } catch (e) {
+        keyRefusal($("op-result"), e);
+        throw e;
+      }
+    } else {
+      v = await call("POST", accountPath() + "/mfa/verify", { code: input.value.trim(), purpose: "operation", operation: operation });
+    }
     input.value = "";
     grant = v.grant;
     await consume();
@@ -734,6 +984,8 @@
     });
     on("bind-virtual", "click", action($("bind-virtual"), () => bindClicked("virtual")));
     on("bind-hardware", "click", action($("bind-hardware"), () => bindClicked("hardware")));
+    on("bind-webauthn", "click", action($("bind-webauthn"), () => bindClicked("webauthn")));
+    on("webauthn-step", "submit", action($("wa-register"), confirmWebAuthn));
     on("bind-proof-step", "submit", action($("bind-proof-submit"), submitBindProof));
     on("bind-proof-cancel", "click", function () {
       hideSteps();
@@ -760,6 +1012,13 @@
       r.addEventListener("change", loginKindChanged);
     }
     loginKindChanged();
+    for (const r of document.querySelectorAll('input[name="op-kind"]')) {
+      r.addEventListener("change", opKindChanged);
+    }
+    opKindChanged();
+    if (WA && WA.isIPAddress(location.hostname)) {
+      showOriginNotice("");
+    }
     on("login-form", "submit", action($("login-verify"), verifyLogin));
     on("op-form", "submit", action($("op-verify"), deleteVM));
     on("op-reuse", "click", action($("op-reuse"), reuseGrant));
