@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -58,10 +59,15 @@ const demoSerial = "MFAD-T001"
 // browserStack is the product started in-process the way `mfaflow dev`
 // wires it: Temporal with the encrypting codec, a worker with the production
 // registration, a SQLite store, the outbox notifier and the API in dev mode
-// with the console page.
+// with the console page. Its WebAuthn relying party is the dev one: RP ID
+// localhost, the server's URL on localhost and 127.0.0.1 as origins.
 type browserStack struct {
 	st  store.Store
-	url string
+	url string // http://127.0.0.1:<port>
+	// localURL is http://localhost:<port>, where security keys work.
+	localURL string
+	// handler is the API with the console page, for a second server.
+	handler http.Handler
 }
 
 func startBrowserStack(t *testing.T) *browserStack {
@@ -75,14 +81,26 @@ func startBrowserStack(t *testing.T) *browserStack {
 	putAccounts(t, st, demoPersonal, demoEnterprise)
 	importDemoCard(t, st, keys)
 
+	// The relying party needs the port first: as devWebAuthn in cmd/mfaflow.
+	hs := httptest.NewUnstartedServer(nil)
+	_, port, err := net.SplitHostPort(hs.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	wa, err := mfa.NewWebAuthn(mfa.WebAuthnConfig{RPID: "localhost", RPName: "mfaflow (web test)",
+		Origins: []string{"http://localhost:" + port, "http://127.0.0.1:" + port}})
+	if err != nil {
+		t.Fatal(err)
+	}
+
 	outbox := notify.Outbox{Store: st}
-	acts := &activities.Activities{Store: st, Notifier: outbox, Keys: keys} // as cmd/mfaflow newActivities
+	acts := &activities.Activities{Store: st, Notifier: outbox, Keys: keys, WebAuthn: wa} // as cmd/mfaflow newActivities
 	ts.NewWorkerWithOptions(workflows.TaskQueue, func(r sdkworker.Registry) { worker.Register(r, acts) }, sdkworker.Options{})
 
 	srv := api.NewServer(api.Deps{
 		Store:          st,
 		Temporal:       ts.GetDefaultClient(),
-		ConsoleService: &console.Service{Store: st, Keys: keys, Notifier: outbox},
+		ConsoleService: &console.Service{Store: st, Keys: keys, Notifier: outbox, WebAuthn: wa},
 		Notifier:       outbox,
 		Keys:           keys,
 		Console:        auth.NewConsoleKeys([]string{browserConsoleKey}),
@@ -94,9 +112,10 @@ func startBrowserStack(t *testing.T) *browserStack {
 			DevConsoleKey: browserConsoleKey, DevLinks: true, DemoSerials: []string{demoSerial},
 		}),
 	})
-	hs := httptest.NewServer(srv)
+	hs.Config.Handler = srv
+	hs.Start()
 	t.Cleanup(hs.Close)
-	return &browserStack{st: st, url: hs.URL}
+	return &browserStack{st: st, url: hs.URL, localURL: "http://localhost:" + port, handler: srv}
 }
 
 // importDemoCard imports one card into the demo batch, whose current code
