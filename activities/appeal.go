@@ -2,10 +2,8 @@ package activities
 
 import (
 	"context"
-	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/url"
@@ -35,24 +33,23 @@ const (
 )
 
 // OwnerCancelToken returns the token of the cancel link sent to the
-// account's old channels: base64url (no padding) of
-// HMAC-SHA256(keys.DeriveKey(OwnerCancelKeyLabel), appealID). It is
-// deterministic, so a retried notice carries the same link and the API
-// verifies a token by computing it again (CheckOwnerCancelToken). A key
-// rotation invalidates the links already sent.
+// account's old channels: keys.LinkToken(OwnerCancelKeyLabel, appealID),
+// the id of the current key followed by an HMAC-SHA256 of the appeal id. It
+// is deterministic, so a retried notice carries the same link. The key id
+// lets CheckOwnerCancelToken verify a link sent before a key rotation
+// while its key stays in the ring. It is "" for an empty ring.
 func OwnerCancelToken(keys *mfa.Keyring, appealID string) string {
-	mac := hmac.New(sha256.New, keys.DeriveKey(OwnerCancelKeyLabel))
-	mac.Write([]byte(appealID))
-	return base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
+	return keys.LinkToken(OwnerCancelKeyLabel, []byte(appealID))
 }
 
 // CheckOwnerCancelToken reports, in constant time, whether token is the
-// owner's cancel token of appealID. It is false for an empty key ring.
+// owner's cancel token of appealID made with any key of the ring, the
+// current one or an older one. A token without a key id (sent before
+// tokens carried one) is checked against every key. It is false for an
+// empty key ring.
 func CheckOwnerCancelToken(keys *mfa.Keyring, appealID, token string) bool {
-	if keys.DeriveKey(OwnerCancelKeyLabel) == nil {
-		return false
-	}
-	return hmac.Equal([]byte(token), []byte(OwnerCancelToken(keys, appealID)))
+	_, ok := keys.CheckLinkToken(OwnerCancelKeyLabel, []byte(appealID), token)
+	return ok
 }
 
 // OwnerCancelURL returns the owner's cancel link under publicURL.

@@ -167,8 +167,8 @@ func TestOwnerCancelToken(t *testing.T) {
 	k2, err := mfa.GenerateKeyring()
 	must(t, err)
 	tok := activities.OwnerCancelToken(k1, "apl_1")
-	if !regexp.MustCompile(`^[A-Za-z0-9_-]{43}$`).MatchString(tok) {
-		t.Fatalf("token %q is not 32 bytes of base64url", tok)
+	if !regexp.MustCompile(`^[A-Za-z0-9_-]{44,75}$`).MatchString(tok) || mfa.LinkTokenKeyID(tok) != k1.CurrentID() {
+		t.Fatalf("token %q is not a key id and 32 bytes of base64url", tok)
 	}
 	if activities.OwnerCancelToken(k1, "apl_1") != tok {
 		t.Fatal("token not deterministic")
@@ -182,6 +182,19 @@ func TestOwnerCancelToken(t *testing.T) {
 	}
 	if activities.CheckOwnerCancelToken(nil, "apl_1", activities.OwnerCancelToken(nil, "apl_1")) {
 		t.Fatal("an empty key ring checks a token")
+	}
+	// After a rotation (new key first, old key second) the link sent
+	// before it still checks; once the old key leaves the ring it does not.
+	rotated, err := mfa.ParseKeyring(k2.Encode() + "," + k1.Encode())
+	must(t, err)
+	if !activities.CheckOwnerCancelToken(rotated, "apl_1", tok) {
+		t.Fatal("a link sent before the rotation does not check")
+	}
+	if activities.OwnerCancelToken(rotated, "apl_1") != activities.OwnerCancelToken(k2, "apl_1") {
+		t.Fatal("new links are not made with the new current key")
+	}
+	if activities.CheckOwnerCancelToken(k2, "apl_1", tok) {
+		t.Fatal("a link whose key left the ring checks")
 	}
 }
 

@@ -26,6 +26,9 @@ const (
 	AuditMFALock    = "mfa.lock" // outcome "locked" when a lock starts, "denied" for an attempt refused under it
 	PurposeBind     = "bind_device"
 	// SMSKeyLabel labels the key (Keyring.DeriveKey) of SMS code hashes.
+	// A code is hashed with the current key and checked against every key
+	// of the ring (checkSMSCode), so a code sent just before a rotation
+	// still works in its 5 minutes.
 	SMSKeyLabel = "sms-code"
 )
 
@@ -141,7 +144,6 @@ func (a *Activities) SendBindingSMS(ctx context.Context, in workflows.SendBindin
 // challenge already used (a retried attempt) succeeds.
 func (a *Activities) CheckBindingSMS(ctx context.Context, in workflows.CheckBindingSMSInput) (workflows.CheckBindingSMSResult, error) {
 	var out workflows.CheckBindingSMSResult
-	key := a.Keys.DeriveKey(SMSKeyLabel)
 	err := a.verifier("bind_sms_code", "", "").Attempt(ctx, in.AccountID, func() error {
 		now := a.now()
 		c, err := a.Store.AttemptSMSChallenge(ctx, in.ChallengeID, now)
@@ -161,7 +163,7 @@ func (a *Activities) CheckBindingSMS(ctx context.Context, in workflows.CheckBind
 			return businessErr("binding: no such SMS challenge", workflows.ErrTypeWrongState, nil)
 		}
 		out.TriesLeft = c.TriesLeft
-		if !mfa.CheckSMSCode(key, c.ID, in.Code, c.CodeHash) {
+		if !checkSMSCode(a.Keys, c.ID, in.Code, c.CodeHash) {
 			if c.TriesLeft == 0 {
 				return businessErr("binding: too many wrong SMS codes", workflows.ErrTypeSMSExhausted, nil)
 			}
@@ -706,4 +708,17 @@ func (a *Activities) ExpireBinding(ctx context.Context, in workflows.ExpireBindi
 		return fmt.Errorf("expire binding: audit: %w", err)
 	}
 	return nil
+}
+
+// checkSMSCode reports whether code is the challenge's code, hashed with
+// the key derived for SMSKeyLabel from any key of the ring: the row does not
+// record its key id, and a challenge lives only minutes, so each key (a
+// ring holds few) is tried rather than the current one alone.
+func checkSMSCode(keys *mfa.Keyring, challengeID, code string, hash []byte) bool {
+	ok := false
+	for _, id := range keys.IDs() {
+		key, _ := keys.DeriveKeyFor(id, SMSKeyLabel)
+		ok = mfa.CheckSMSCode(key, challengeID, code, hash) || ok
+	}
+	return ok
 }

@@ -21,6 +21,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/mfaflow/mfaflow/activities"
 	"github.com/mfaflow/mfaflow/blob"
 	"github.com/mfaflow/mfaflow/console"
 	"github.com/mfaflow/mfaflow/internal/doccheck"
@@ -568,7 +569,10 @@ func (s *Server) handleCancelAppeal() gin.HandlerFunc {
 				fail(c, s.log, err)
 				return
 			}
-			if s.deps.OwnerCancelToken == nil || !constantEqual(req.Token, s.deps.OwnerCancelToken(id)) {
+			// A link carries the id of the key that made it: one sent before
+			// a key rotation checks while its key stays in the ring.
+			if s.deps.OwnerCancelToken == nil || !constantEqual(req.Token, s.deps.OwnerCancelToken(id)) &&
+				!activities.CheckOwnerCancelToken(s.deps.Keys, id, req.Token) {
 				s.audit(c, store.AuditEntry{Actor: "anonymous", Action: "appeal.cancel", Outcome: "denied", Subject: id, Details: map[string]string{"reason": "bad_cancel_token"}})
 				fail(c, s.log, errorf(http.StatusUnauthorized, "unauthorized", "the cancel link is not valid"))
 				return

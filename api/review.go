@@ -5,7 +5,6 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -120,31 +119,47 @@ const pageTokenMAC = 16
 
 // sealPageToken wraps Temporal's next-page token for the client, with a MAC
 // over it and the list's query: a token only reaches Temporal back as we
-// issued it, for the same filters. Empty for the last page.
+// issued it, for the same filters. The MAC's key is derived from the
+// current key, whose id leads the token ("<key id>.<base64url>"), so a
+// token issued before a key rotation opens while its key stays in the
+// ring. Empty for the last page.
 func (s *Server) sealPageToken(query string, token []byte) string {
 	if len(token) == 0 {
 		return ""
 	}
-	return base64.RawURLEncoding.EncodeToString(append(append([]byte(nil), token...), s.pageTokenMAC(query, token)...))
+	id := s.deps.Keys.CurrentID()
+	mac, _ := s.pageTokenMAC(id, query, token)
+	return id + "." + base64.RawURLEncoding.EncodeToString(append(append([]byte(nil), token...), mac...))
 }
 
 // openPageToken returns the Temporal token inside a client's page token,
-// or false when it is not one we issued for query.
+// or false when it is not one we issued for query with a key of the ring.
 func (s *Server) openPageToken(query, v string) ([]byte, bool) {
+	id, v, ok := strings.Cut(v, ".")
+	if !ok {
+		return nil, false
+	}
 	b, err := base64.RawURLEncoding.DecodeString(v)
 	if err != nil || len(b) <= pageTokenMAC || len(b) > 8192 {
 		return nil, false
 	}
 	token, mac := b[:len(b)-pageTokenMAC], b[len(b)-pageTokenMAC:]
-	return token, hmac.Equal(mac, s.pageTokenMAC(query, token))
+	want, ok := s.pageTokenMAC(id, query, token)
+	return token, ok && hmac.Equal(mac, want)
 }
 
-func (s *Server) pageTokenMAC(query string, token []byte) []byte {
-	mac := hmac.New(sha256.New, s.deps.Keys.DeriveKey("queue-pages"))
+// pageTokenMAC returns the MAC of a page token with the key derived from
+// key id, or false when the id is not in the ring.
+func (s *Server) pageTokenMAC(keyID, query string, token []byte) ([]byte, bool) {
+	key, ok := s.deps.Keys.DeriveKeyFor(keyID, "queue-pages")
+	if !ok {
+		return nil, false
+	}
+	mac := hmac.New(sha256.New, key)
 	mac.Write([]byte(query))
 	mac.Write([]byte{0})
 	mac.Write(token)
-	return mac.Sum(nil)[:pageTokenMAC]
+	return mac.Sum(nil)[:pageTokenMAC], true
 }
 
 func (s *Server) handleReviewQueue() gin.HandlerFunc {
@@ -185,16 +200,21 @@ func maskPhone(s string) string {
 	return s[:3] + strings.Repeat("*", len(s)-7) + s[len(s)-4:]
 }
 
-// documentLink signs a link to one document for one reviewer.
+// documentLinkLabel labels the key (mfa.Keyring.LinkToken) of document
+// links.
+const documentLinkLabel = "document-links"
+
+// documentLink signs a link to one document for one reviewer. Its sig is a
+// mfa.Keyring.LinkToken, led by the id of the key that made it, so a link
+// made just before a key rotation works until it expires.
 func (s *Server) documentLink(appealID, docType, reviewer string, exp time.Time) string {
 	e := strconv.FormatInt(exp.Unix(), 10)
-	return fmt.Sprintf("/v1/review/documents/%s/%s?r=%s&exp=%s&sig=%s", appealID, docType, url.QueryEscape(reviewer), e, s.linkSig(appealID, docType, reviewer, e))
+	sig := s.deps.Keys.LinkToken(documentLinkLabel, documentLinkMsg(appealID, docType, reviewer, e))
+	return fmt.Sprintf("/v1/review/documents/%s/%s?r=%s&exp=%s&sig=%s", appealID, docType, url.QueryEscape(reviewer), e, sig)
 }
 
-func (s *Server) linkSig(appealID, docType, reviewer, exp string) string {
-	mac := hmac.New(sha256.New, s.deps.Keys.DeriveKey("document-links"))
-	fmt.Fprintf(mac, "%s\x00%s\x00%s\x00%s", appealID, docType, reviewer, exp)
-	return hex.EncodeToString(mac.Sum(nil))
+func documentLinkMsg(appealID, docType, reviewer, exp string) []byte {
+	return fmt.Appendf(nil, "%s\x00%s\x00%s\x00%s", appealID, docType, reviewer, exp)
 }
 
 // reviewerView masks PII and links documents for the reviewer.
@@ -301,7 +321,8 @@ func (s *Server) handleReviewDocument() gin.HandlerFunc {
 		id, docType := c.Param("appeal_id"), c.Param("doc_type")
 		reviewer, exp, sig := c.Query("r"), c.Query("exp"), c.Query("sig")
 		e, err := strconv.ParseInt(exp, 10, 64)
-		valid := err == nil && hmac.Equal([]byte(sig), []byte(s.linkSig(id, docType, reviewer, exp))) && s.deps.Now().Before(time.Unix(e, 0))
+		_, signed := s.deps.Keys.CheckLinkToken(documentLinkLabel, documentLinkMsg(id, docType, reviewer, exp), sig)
+		valid := err == nil && signed && s.deps.Now().Before(time.Unix(e, 0))
 		if !valid {
 			s.audit(c, store.AuditEntry{Actor: "anonymous", Action: "document.view", Outcome: "denied", Subject: id, Details: map[string]string{"doc_type": docType}})
 			fail(c, s.log, errorf(http.StatusForbidden, "forbidden", "the document link is not valid or has expired"))

@@ -161,6 +161,9 @@ func (k *Keyring) CurrentID() string {
 
 // IDs returns the key ids, the sealing key first.
 func (k *Keyring) IDs() []string {
+	if k == nil {
+		return nil
+	}
 	ids := make([]string, len(k.keys))
 	for i, key := range k.keys {
 		ids[i] = key.id
