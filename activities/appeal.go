@@ -12,6 +12,9 @@ import (
 	"strings"
 	"unicode"
 
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+
 	"github.com/mfaflow/mfaflow/mfa"
 	"github.com/mfaflow/mfaflow/notify"
 	"github.com/mfaflow/mfaflow/store"
@@ -269,6 +272,9 @@ func (a *Activities) NotifyAppealOwner(ctx context.Context, in workflows.AppealN
 		body = fmt.Sprintf("[%s] The appeal to unbind the MFA devices of your account was cancelled. Your MFA devices stay bound.", a.issuer())
 	case workflows.AppealEventDeviceUsed:
 		body = fmt.Sprintf("[%s] Your MFA device was just used, so the appeal to unbind it was cancelled. If you did not use it, contact support at once.", a.issuer())
+	case workflows.AppealEventUnbound:
+		return a.notifyOwner(ctx, in.AccountID, "appeal-"+in.AppealID+"-unbound", KindAppealUnbound, unboundNotice(a.issuer()),
+			map[string]string{"appeal_id": in.AppealID})
 	default:
 		return businessErr("appeal: unknown notice", workflows.ErrTypeInvalidInput, nil)
 	}
@@ -372,89 +378,67 @@ func (a *Activities) DeleteDocuments(ctx context.Context, in workflows.DeleteDoc
 	return out, nil
 }
 
-// UnbindAll unbinds the account after an approved appeal: it revokes every
-// virtual and hardware device not yet revoked (the security-center token
-// stays), returns their cards to the inventory, clears the recovery codes,
-// resets the failure budget,
-// turns protection off (the owner binds anew), asks the console to revoke
-// the account's sessions (message "revoke-<appeal>"), tells the old
-// channels, and audits AuditAppealUnbind. The audit entry comes last and
-// marks the unbind done: a retry after it changes nothing and sends
-// nothing, so an appeal unbinds at most once. Failures are retried.
+// UnbindAll unbinds the account after an approved appeal in one store
+// transaction (store.Unbinder): every MFA device not yet revoked is revoked
+// (the security-center token stays) and its card returned to the
+// inventory, the recovery codes cleared, the failure budget reset,
+// protection turned off, the appeal's row closed as unbound and
+// AuditAppealUnbind appended. Once it commits the appeal is unbound; a
+// retry changes nothing and answers the same devices, so an appeal unbinds
+// at most once. With in.EffectsApart the workflow revokes the console
+// sessions and tells the owner afterwards; without it (histories from
+// before) this does both, and a console refusing the webhook is reported,
+// never a failure: the devices are gone already. Store failures are
+// retried.
 func (a *Activities) UnbindAll(ctx context.Context, in workflows.UnbindAllInput) (workflows.UnbindAllResult, error) {
 	var out workflows.UnbindAllResult
-	done, err := a.appealAudit(ctx, in.AccountID, in.AppealID, workflows.AuditAppealUnbind)
+	ids, err := a.Store.UnbindAccount(ctx, store.UnbindRequest{AccountID: in.AccountID, AppealID: in.AppealID, Status: workflows.AppealUnbound,
+		At: a.now(), Audit: store.AuditEntry{Actor: "system", Action: workflows.AuditAppealUnbind, Outcome: "ok"}})
 	if err != nil {
 		return out, fmt.Errorf("unbind: %w", err)
 	}
-	if len(done) > 0 {
-		if ids := done[0].Details["devices"]; ids != "" {
-			out.DeviceIDs = strings.Split(ids, ",")
-		}
+	out.DeviceIDs = ids
+	if in.EffectsApart {
 		return out, nil
 	}
-	ds, err := a.Store.ListDevices(ctx, in.AccountID)
-	if err != nil {
-		return out, fmt.Errorf("unbind: %w", err)
-	}
-	now := a.now()
-	for _, d := range ds {
-		if !mfaDevice(d) {
-			continue
-		}
-		switch {
-		case d.Status != store.DeviceRevoked:
-			if _, err := a.Store.RevokeDevice(ctx, d.ID, now); err != nil && !errors.Is(err, store.ErrNotFound) {
-				return out, fmt.Errorf("unbind: revoke: %w", err)
-			}
-		case !in.ApprovedAt.IsZero() && !d.RevokedAt.Before(in.ApprovedAt):
-			// Revoked by an earlier attempt of this unbind.
-		default:
-			continue
-		}
-		out.DeviceIDs = append(out.DeviceIDs, d.ID)
-		if d.Serial != "" {
-			if _, err := a.Store.ReleaseToken(ctx, d.Serial, d.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
-				return out, fmt.Errorf("unbind: release card: %w", err)
-			}
-		}
-	}
-	// The recovery codes go with the devices: they are factors too, and the
-	// owner's first new binding makes a new set (SPEC §6b).
-	if _, err := a.Store.ClearRecoveryCodes(ctx, in.AccountID); err != nil {
-		return out, fmt.Errorf("unbind: clear recovery codes: %w", err)
-	}
-	// The appeal's row closes with the unbind, before the owner is told:
-	// its status mirror comes later, behind the other effects, and until
-	// the row closes the factor-set rule refuses the owner's new binding
-	// (409 appeal_open). Closing is final and idempotent.
-	if err := a.Store.SetAppealStatus(ctx, in.AppealID, workflows.AppealUnbound, true, now); err != nil && !errors.Is(err, store.ErrNotFound) {
-		return out, fmt.Errorf("unbind: close the appeal: %w", err)
-	}
-	if err := a.Store.ResetBudget(ctx, in.AccountID); err != nil {
-		return out, fmt.Errorf("unbind: reset budget: %w", err)
-	}
-	if _, err := a.Store.SetProtection(ctx, in.AccountID, store.Protection{}); err != nil {
-		return out, fmt.Errorf("unbind: protection: %w", err)
-	}
-	if err := a.Notify(ctx, notify.Message{
-		ID: "revoke-" + in.AppealID, Channel: notify.Console, To: in.AccountID, Kind: KindRevokeSessions,
-		Body: "Revoke every session of the account: its MFA devices were unbound by an appeal.",
-		Data: map[string]string{"account_id": in.AccountID, "appeal_id": in.AppealID},
-	}); err != nil {
+	if err := a.RevokeSessions(ctx, workflows.RevokeSessionsInput{AppealID: in.AppealID, AccountID: in.AccountID}); err != nil {
 		return out, err
 	}
-	body := fmt.Sprintf("[%s] After an approved appeal, the MFA devices of your account were unbound and its sessions signed out. "+
-		"Bind a new MFA device in your security settings. If you did not file this appeal, contact support at once.", a.issuer())
-	if err := a.notifyOwner(ctx, in.AccountID, "appeal-"+in.AppealID+"-unbound", KindAppealUnbound, body,
+	if err := a.notifyOwner(ctx, in.AccountID, "appeal-"+in.AppealID+"-unbound", KindAppealUnbound, unboundNotice(a.issuer()),
 		map[string]string{"appeal_id": in.AppealID}); err != nil {
 		return out, err
 	}
-	if _, err := a.Store.AppendAudit(ctx, store.AuditEntry{
-		Actor: "system", Action: workflows.AuditAppealUnbind, Outcome: "ok", AccountID: in.AccountID, Subject: in.AppealID,
-		Details: map[string]string{"devices": strings.Join(out.DeviceIDs, ","), "count": strconv.Itoa(len(out.DeviceIDs))},
-	}); err != nil {
-		return out, fmt.Errorf("unbind: audit: %w", err)
-	}
 	return out, nil
+}
+
+func unboundNotice(issuer string) string {
+	return fmt.Sprintf("[%s] After an approved appeal, the MFA devices of your account were unbound and its sessions signed out. "+
+		"Bind a new MFA device in your security settings. If you did not file this appeal, contact support at once.", issuer)
+}
+
+// RevokeSessions asks the console to sign out every session of the account
+// whose devices an appeal unbound (message "revoke-<appeal>", so a retry
+// is dropped by the receiver). An unreachable console is retried with
+// backoff; a console that refuses the message for good is an alert, logged
+// and audited as appeal.revoke_sessions "failed", and not an error: the
+// unbind stands and nothing waits on this.
+func (a *Activities) RevokeSessions(ctx context.Context, in workflows.RevokeSessionsInput) error {
+	err := a.Notify(ctx, notify.Message{
+		ID: "revoke-" + in.AppealID, Channel: notify.Console, To: in.AccountID, Kind: KindRevokeSessions,
+		Body: "Revoke every session of the account: its MFA devices were unbound by an appeal.",
+		Data: map[string]string{"account_id": in.AccountID, "appeal_id": in.AppealID},
+	})
+	var appErr *temporal.ApplicationError
+	if !errors.As(err, &appErr) || appErr.Type() != ErrTypeRejected {
+		return err
+	}
+	if activity.IsActivity(ctx) {
+		activity.GetLogger(ctx).Error("ALERT: the console refused to revoke the sessions of an unbound account; revoke them by hand",
+			"appeal_id", in.AppealID, "account_id", in.AccountID)
+	}
+	if _, aerr := a.Store.AppendAudit(ctx, store.AuditEntry{Actor: "system", Action: "appeal.revoke_sessions", Outcome: "failed",
+		AccountID: in.AccountID, Subject: in.AppealID, Details: map[string]string{"reason": "console_refused"}}); aerr != nil {
+		return fmt.Errorf("revoke sessions: audit: %w", aerr)
+	}
+	return nil
 }

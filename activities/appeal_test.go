@@ -2,6 +2,7 @@ package activities_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"net/url"
@@ -367,42 +368,74 @@ func TestUnbindAll(t *testing.T) {
 		if len(audits) != 1 || audits[0].Subject != "apl_u" || audits[0].Outcome != "ok" || audits[0].Details["count"] != "3" {
 			t.Fatalf("audit %+v", audits)
 		}
+		// Without EffectsApart (histories from before) UnbindAll tells the
+		// console and the owner itself; a retry sends again under the same
+		// message ids, which receivers drop.
 		revokes := f.outbox(t, activities.KindRevokeSessions)
-		if len(revokes) != 1 || revokes[0].Channel != notify.Console || revokes[0].To != acct || revokes[0].Data["message_id"] != "revoke-apl_u" {
-			t.Fatalf("revoke_sessions %+v", revokes)
+		for _, r := range revokes {
+			if r.Channel != notify.Console || r.To != acct || r.Data["message_id"] != "revoke-apl_u" {
+				t.Fatalf("revoke_sessions %+v", revokes)
+			}
 		}
-		notices := f.outbox(t, activities.KindAppealUnbound)
-		if len(notices) != 2 {
-			t.Fatalf("owner notices %+v", notices)
+		if len(revokes) == 0 {
+			t.Fatal("no revoke_sessions message")
+		}
+		ids := map[string]bool{}
+		for _, n := range f.outbox(t, activities.KindAppealUnbound) {
+			ids[n.Data["message_id"]] = true
+		}
+		if len(ids) != 2 {
+			t.Fatalf("owner notices under %d message ids, want 2 (SMS and e-mail)", len(ids))
 		}
 	})
 }
 
-// TestUnbindAllAfterCrash: an attempt that revoked the devices and died
-// before the audit is completed by the retry, which counts them.
-func TestUnbindAllAfterCrash(t *testing.T) {
+// TestUnbindAllAfterRevoke: a device the owner revoked before the unbind
+// is not the unbind's; the unbind is one transaction, so no attempt can
+// leave devices revoked without its audit entry.
+func TestUnbindAllAfterRevoke(t *testing.T) {
 	eachStore(t, func(t *testing.T, f *fixture) {
 		c := ctx(t)
 		const acct = "acct-c"
 		f.realNameAccount(t, acct, store.Personal, true)
-		approvedAt := f.clock.Now()
 		f.device(t, acct, "dev-c1", store.Virtual, store.DeviceActive, "")
 		f.device(t, acct, "dev-c2", store.Virtual, store.DeviceActive, "")
-		f.clock.Add(time.Minute)
-		_, err := f.st.RevokeDevice(c, "dev-c1", f.clock.Now()) // the crashed attempt
+		_, err := f.st.RevokeDevice(c, "dev-c1", f.clock.Now())
 		must(t, err)
 		f.clock.Add(time.Minute)
-		out, err := f.a.UnbindAll(c, workflows.UnbindAllInput{AppealID: "apl_c", AccountID: acct, ApprovedAt: approvedAt})
+		out, err := f.a.UnbindAll(c, workflows.UnbindAllInput{AppealID: "apl_c", AccountID: acct, EffectsApart: true})
 		must(t, err)
-		slices.Sort(out.DeviceIDs)
-		if !slices.Equal(out.DeviceIDs, []string{"dev-c1", "dev-c2"}) {
+		if !slices.Equal(out.DeviceIDs, []string{"dev-c2"}) {
 			t.Fatalf("unbound %v", out.DeviceIDs)
 		}
-		if a := f.audit(t, acct, workflows.AuditAppealUnbind, "ok"); len(a) != 1 || a[0].Details["devices"] != "dev-c1,dev-c2" {
+		if a := f.audit(t, acct, workflows.AuditAppealUnbind, "ok"); len(a) != 1 || a[0].Details["devices"] != "dev-c2" {
+			t.Fatalf("audit %+v", a)
+		}
+		// EffectsApart: nothing is sent here; the workflow's effects do it.
+		if n := len(f.outbox(t, activities.KindRevokeSessions)) + len(f.outbox(t, activities.KindAppealUnbound)); n != 0 {
+			t.Fatalf("%d messages sent by an unbind whose effects are apart", n)
+		}
+	})
+}
+
+// TestRevokeSessionsRefused: a console that refuses the webhook for good
+// is an alert (audited "failed"), not an error that would hold anything.
+func TestRevokeSessionsRefused(t *testing.T) {
+	eachStore(t, func(t *testing.T, f *fixture) {
+		c := ctx(t)
+		f.a.Notifier = refusingNotifier{}
+		if err := f.a.RevokeSessions(c, workflows.RevokeSessionsInput{AppealID: "apl_r", AccountID: "acct-r"}); err != nil {
+			t.Fatalf("a refused webhook failed the activity: %v", err)
+		}
+		if a := f.audit(t, "acct-r", "appeal.revoke_sessions", "failed"); len(a) != 1 || a[0].Details["reason"] != "console_refused" {
 			t.Fatalf("audit %+v", a)
 		}
 	})
 }
+
+type refusingNotifier struct{}
+
+func (refusingNotifier) Notify(context.Context, notify.Message) error { return notify.ErrRejected }
 
 // TestDeleteDocuments runs against a real MinIO: every object of the
 // appeal goes (recorded, replaced and never recorded), other appeals'

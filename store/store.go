@@ -204,6 +204,7 @@ type Store interface {
 	RateLimiter
 	RecoveryCodeStore
 	WebAuthnStore
+	Unbinder
 }
 
 // DeviceType is the kind of an MFA device.
@@ -589,6 +590,31 @@ type AppealStore interface {
 	// ListAppeals returns the appeals with the status and of the account
 	// (empty: any), newest first, at most limit (0: 100, capped at 1000).
 	ListAppeals(ctx context.Context, status, accountID string, limit int) ([]Appeal, error)
+}
+
+// UnbindRequest is the input of UnbindAccount.
+type UnbindRequest struct {
+	AccountID string
+	AppealID  string
+	Status    string // the appeal's closed status, e.g. "unbound"
+	At        time.Time
+	// Audit is appended in the same transaction (its Details gain
+	// "devices" and "count"); its Action and Subject (the appeal) mark the
+	// unbind done.
+	Audit AuditEntry
+}
+
+// Unbinder unbinds an account after an approved appeal (SPEC §6d).
+type Unbinder interface {
+	// UnbindAccount does, in one transaction: revoke every MFA device of
+	// the account (virtual, hardware, WebAuthn) not yet revoked at r.At and
+	// return its card to the pool, delete the recovery codes, reset the
+	// failure budget, turn protection off, close the appeal's row with
+	// r.Status, and append r.Audit. It returns the devices it revoked. When
+	// an entry with r.Audit's action and outcome for the appeal exists, it
+	// changes nothing and returns the devices that entry recorded: an
+	// appeal unbinds at most once, and a retry answers the same.
+	UnbindAccount(ctx context.Context, r UnbindRequest) ([]string, error)
 }
 
 // RecoveryCode is one single-use recovery code of an account (SPEC §6b).

@@ -23,7 +23,14 @@ const (
 	ActivityDeleteObjects     = "DeleteObjects"
 	ActivityUnbindAll         = "UnbindAll"
 	ActivityDeleteDocuments   = "DeleteDocuments"
+	ActivityRevokeSessions    = "RevokeSessions"
 )
+
+// RevokeSessionsInput is the argument of RevokeSessions.
+type RevokeSessionsInput struct {
+	AppealID  string
+	AccountID string
+}
 
 // Audit actions of the appeal. UnbindAll and DeleteDocuments write theirs
 // themselves, exactly once per appeal.
@@ -47,6 +54,7 @@ const (
 	AppealEventRejected   = "rejected"    //
 	AppealEventCancelled  = "cancelled"   // by the applicant or the owner
 	AppealEventDeviceUsed = "device_used" // cancelled because the device was used in the cool-down
+	AppealEventUnbound    = "unbound"     // the devices were unbound
 )
 
 // Who may cancel an appeal (CancelInput.By).
@@ -126,9 +134,14 @@ type DeleteObjectsInput struct {
 type UnbindAllInput struct {
 	AppealID  string
 	AccountID string
-	// ApprovedAt is when the cool-down started: devices revoked since then
-	// are counted as this unbind's when a retry finds them revoked already.
+	// ApprovedAt is when the cool-down started (kept for histories from
+	// before the unbind was one store transaction).
 	ApprovedAt time.Time
+	// EffectsApart: the workflow revokes the console sessions and tells the
+	// owner as effects of their own after the unbind (RevokeSessions,
+	// NotifyAppealOwner "unbound"); false in histories from before, where
+	// UnbindAll did both itself.
+	EffectsApart bool
 }
 
 // UnbindAllResult lists the devices the unbind revoked.
@@ -775,17 +788,26 @@ func UnbindAppeal(ctx workflow.Context, in AppealInput) (AppealState, error) {
 	var retryUnbind bool
 	unbind := func(ctx workflow.Context) {
 		var out UnbindAllResult
+		// Version 1: the unbind is one store transaction, and the session
+		// revocation and the owner's notice are effects after it, so a
+		// console refusing the webhook never holds the unbind back.
+		apart := workflow.GetVersion(ctx, "unbind-effects-apart", workflow.DefaultVersion, 1) == 1
 		err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, bo), ActivityUnbindAll, UnbindAllInput{
-			AppealID: in.AppealID, AccountID: in.AccountID, ApprovedAt: st.CoolDownUntil.Add(-policy.Cooldown),
+			AppealID: in.AppealID, AccountID: in.AccountID, ApprovedAt: st.CoolDownUntil.Add(-policy.Cooldown), EffectsApart: apart,
 		}).Get(ctx, &out)
 		if err != nil {
-			// Only a bug gets here (the activity retries until it succeeds):
-			// keep the appeal in cool-down and try again later.
+			// The activity retries until the store answers; only an
+			// activity that was cancelled or timed out at its schedule-to-
+			// close gets here. Keep the appeal in cool-down and try again.
 			logger.Error("appeal unbind failed", "appeal_id", in.AppealID, "error", err)
 			retryUnbind = true
 			return
 		}
 		setStatus(ctx, AppealUnbound, "the MFA devices were unbound; sign in and bind a new device")
+		if apart {
+			enqueue(effect{activity: ActivityRevokeSessions, arg: RevokeSessionsInput{AppealID: in.AppealID, AccountID: in.AccountID}})
+			notice(AppealEventUnbound, time.Time{})
+		}
 	}
 
 	ok, err := workflow.AwaitWithTimeout(ctx, AppealCreateTimeout, func() bool { return st.Status != "" })

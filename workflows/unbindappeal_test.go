@@ -93,6 +93,7 @@ type appealMocks struct {
 	deletedObjs []string
 	deleteDocs  []workflows.DeleteDocumentsInput
 	unbinds     []workflows.UnbindAllInput
+	revokes     []workflows.RevokeSessionsInput
 	sa          map[string]any // latest value of each search attribute
 	saValues    []string       // every value ever upserted
 }
@@ -153,6 +154,13 @@ func (m *appealMocks) install(env *testsuite.TestWorkflowEnvironment) {
 			defer m.mu.Unlock()
 			m.unbinds = append(m.unbinds, in)
 			return workflows.UnbindAllResult{DeviceIDs: []string{"dev-1"}}, nil
+		}).Maybe()
+	env.OnActivity(a.RevokeSessions, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in workflows.RevokeSessionsInput) error {
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			m.revokes = append(m.revokes, in)
+			return nil
 		}).Maybe()
 	env.OnActivity(a.DeleteDocuments, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in workflows.DeleteDocumentsInput) (workflows.DeleteDocumentsResult, error) {
@@ -538,11 +546,15 @@ func TestAppealRequestInfoLoop(t *testing.T) {
 	if len(m.deleteDocs) != 1 || len(m.deleteDocs[0].Documents) != 2 {
 		t.Fatalf("retention deleted %+v", m.deleteDocs)
 	}
-	if strings.Join(m.notices, ",") != "filed,approved" {
+	if strings.Join(m.notices, ",") != "filed,approved,unbound" {
 		t.Fatalf("notices %v", m.notices)
 	}
-	if len(m.unbinds) != 1 || m.unbinds[0].AccountID != acctID || m.unbinds[0].ApprovedAt.Sub(workflow0(t, final)) != 52*time.Hour {
+	if len(m.unbinds) != 1 || m.unbinds[0].AccountID != acctID || m.unbinds[0].ApprovedAt.Sub(workflow0(t, final)) != 52*time.Hour || !m.unbinds[0].EffectsApart {
 		t.Fatalf("unbinds %+v", m.unbinds)
+	}
+	// The sessions are revoked as an effect of its own after the unbind.
+	if len(m.revokes) != 1 || m.revokes[0].AccountID != acctID {
+		t.Fatalf("session revocations %+v", m.revokes)
 	}
 	want := "collecting_documents,pending_review,in_review,collecting_documents,pending_review,in_review,cooling_down,unbound"
 	if got := strings.Join(m.statusList(), ","); got != want {

@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -68,11 +69,13 @@ type stack struct {
 	st     store.Store
 	keys   *mfa.Keyring
 	wa     *mfa.WebAuthn
-	ts     *temporalharness.Server
-	clock  *clock
-	apis   []*httptest.Server
-	admin  string
-	client *http.Client
+	// workerNotifier is the worker's notifier: the outbox, with switches.
+	workerNotifier *switchNotifier
+	ts             *temporalharness.Server
+	clock          *clock
+	apis           []*httptest.Server
+	admin          string
+	client         *http.Client
 }
 
 // newStack starts Temporal, a worker with the production registration and
@@ -96,7 +99,8 @@ func newStackWith(t *testing.T, st store.Store, replicas int, appeals api.Appeal
 	if err != nil {
 		t.Fatal(err)
 	}
-	acts := &activities.Activities{Store: st, Notifier: outbox, Keys: keys, WebAuthn: wa}
+	workerNotifier := &switchNotifier{inner: outbox}
+	acts := &activities.Activities{Store: st, Notifier: workerNotifier, Keys: keys, WebAuthn: wa}
 	w := ts.NewWorkerWithOptions(workflows.TaskQueue, func(r sdkworker.Registry) { worker.Register(r, acts) }, sdkworker.Options{})
 	_ = w
 	m := harness.MinIOServer(t)
@@ -106,7 +110,7 @@ func newStackWith(t *testing.T, st store.Store, replicas int, appeals api.Appeal
 		t.Fatal(err)
 	}
 	acts.Blobs = blobs
-	s := &stack{t: t, st: st, keys: keys, wa: wa, ts: ts, clock: &clock{}, client: &http.Client{Timeout: 60 * time.Second}, blobs: blobs, bucket: bucket}
+	s := &stack{t: t, st: st, keys: keys, wa: wa, workerNotifier: workerNotifier, ts: ts, clock: &clock{}, client: &http.Client{Timeout: 60 * time.Second}, blobs: blobs, bucket: bucket}
 	if appeals.DocumentDeadline == 0 {
 		appeals.DocumentDeadline = time.Hour
 	}
@@ -246,3 +250,18 @@ func waitNextStep(t *testing.T, now time.Time) {
 }
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+// switchNotifier is the worker's notifier in the e2e stack: the outbox,
+// and a switch that makes the console refuse its webhook for good, as a
+// console answering 400 does.
+type switchNotifier struct {
+	inner         notify.Notifier
+	refuseConsole atomic.Bool
+}
+
+func (n *switchNotifier) Notify(ctx context.Context, m notify.Message) error {
+	if m.Channel == notify.Console && n.refuseConsole.Load() {
+		return notify.ErrRejected
+	}
+	return n.inner.Notify(ctx, m)
+}

@@ -312,3 +312,33 @@ func WebAuthnChallengeRefusal(c store.WebAuthnChallenge, accountID string, now t
 	}
 	return store.ErrConflict
 }
+
+// UnbindAudit returns the audit entry of an unbind that revoked ids: r.Audit
+// for the account and appeal, at r.At, with "devices" and "count".
+func UnbindAudit(r store.UnbindRequest, ids []string) store.AuditEntry {
+	e := r.Audit
+	e.AccountID, e.Subject = r.AccountID, r.AppealID
+	if e.At.IsZero() {
+		e.At = r.At
+	}
+	e.At = Time(e.At)
+	d := map[string]string{}
+	for k, v := range e.Details {
+		d[k] = v
+	}
+	d["devices"], d["count"] = strings.Join(ids, ","), strconv.Itoa(len(ids))
+	e.Details = d
+	return e
+}
+
+// UnboundDevices reads the devices an unbind's audit details recorded.
+func UnboundDevices(details string) ([]string, error) {
+	m, err := UnmarshalMap([]byte(details))
+	if err != nil {
+		return nil, err
+	}
+	if m["devices"] == "" {
+		return nil, nil
+	}
+	return strings.Split(m["devices"], ","), nil
+}
