@@ -212,6 +212,29 @@ func (p AppealPolicy) WithDefaults() AppealPolicy {
 	return p
 }
 
+// Effect lanes: each runs its effects in order, independently of the others.
+const (
+	laneStatus  = "status"
+	laneAudit   = "audit"
+	laneNotices = "notices"
+	laneObjects = "objects"
+)
+
+var effectLanes = []string{laneStatus, laneAudit, laneNotices, laneObjects}
+
+// effectLane is the lane of an effect's activity.
+func effectLane(activity string) string {
+	switch activity {
+	case ActivitySetAppealStatus:
+		return laneStatus
+	case ActivityAuditAppeal:
+		return laneAudit
+	case ActivityDeleteObjects:
+		return laneObjects
+	}
+	return laneNotices // owner notices, lead e-mails, session revocation
+}
+
 // effect is an activity run in the background, in order, after the update
 // that caused it answered: mirroring the status, audit, notices.
 type effect struct {
@@ -287,12 +310,33 @@ func UnbindAppeal(ctx workflow.Context, in AppealInput) (AppealState, error) {
 		held     []Document // every document ever recorded, for the deletion
 		filed    bool       // the filed notice was sent
 		auditSeq int        // makes audit keys unique within the appeal
-		effects  []effect   // run in order by the effects goroutine
+		effects  []effect   // run in order by the effects goroutine (histories from before lanes)
+		lanes    bool       // effects run in lanes of their own kind (effectLanes)
+		laneQ    = map[string][]effect{}
 		objPfx   = "appeals/" + in.AppealID + "/"
 		noteTime = func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") }
 	)
 
-	enqueue := func(e effect) { effects = append(effects, e) }
+	enqueue := func(e effect) {
+		if lanes {
+			l := effectLane(e.activity)
+			laneQ[l] = append(laneQ[l], e)
+			return
+		}
+		effects = append(effects, e)
+	}
+	// idle reports whether no effect waits (in the lanes named, or any).
+	idle := func(only ...string) bool {
+		if len(effects) > 0 {
+			return false
+		}
+		for _, l := range effectLanes {
+			if len(laneQ[l]) > 0 && (len(only) == 0 || slices.Contains(only, l)) {
+				return false
+			}
+		}
+		return true
+	}
 	upsert := func(ctx workflow.Context, u ...temporal.SearchAttributeUpdate) {
 		if err := workflow.UpsertTypedSearchAttributes(ctx, u...); err != nil {
 			logger.Error("appeal search attributes not updated", "appeal_id", in.AppealID, "error", err)
@@ -390,23 +434,44 @@ func UnbindAppeal(ctx workflow.Context, in AppealInput) (AppealState, error) {
 		return st, err
 	}
 
-	// Effects run one after another, in the order the handlers queued them.
-	workflow.Go(ctx, func(ctx workflow.Context) {
-		for {
-			if err := workflow.Await(ctx, func() bool { return len(effects) > 0 }); err != nil {
-				return
-			}
-			e := effects[0]
-			ectx := workflow.WithActivityOptions(ctx, bo)
-			if e.bestEffort {
-				ectx = workflow.WithScheduleToCloseTimeout(ectx, time.Hour)
-			}
-			if err := workflow.ExecuteActivity(ectx, e.activity, e.arg).Get(ctx, nil); err != nil {
-				logger.Warn("appeal background activity failed", "appeal_id", in.AppealID, "activity", e.activity, "error", err)
-			}
-			effects = effects[1:]
+	run := func(ctx workflow.Context, e effect) {
+		ectx := workflow.WithActivityOptions(ctx, bo)
+		if e.bestEffort {
+			ectx = workflow.WithScheduleToCloseTimeout(ectx, time.Hour)
 		}
-	})
+		if err := workflow.ExecuteActivity(ectx, e.activity, e.arg).Get(ctx, nil); err != nil {
+			logger.Warn("appeal background activity failed", "appeal_id", in.AppealID, "activity", e.activity, "error", err)
+		}
+	}
+	// Version 1: effects run in lanes by kind (status mirror, audit,
+	// notices, object deletion), each in the order queued, so a notifier
+	// that is down for an hour holds back no status and no deletion.
+	// Before it (histories of shipped versions) one queue ran them all in
+	// order.
+	lanes = workflow.GetVersion(ctx, "effect-lanes", workflow.DefaultVersion, 1) == 1
+	if lanes {
+		for _, l := range effectLanes {
+			workflow.Go(ctx, func(ctx workflow.Context) {
+				for {
+					if err := workflow.Await(ctx, func() bool { return len(laneQ[l]) > 0 }); err != nil {
+						return
+					}
+					run(ctx, laneQ[l][0])
+					laneQ[l] = laneQ[l][1:]
+				}
+			})
+		}
+	} else {
+		workflow.Go(ctx, func(ctx workflow.Context) {
+			for {
+				if err := workflow.Await(ctx, func() bool { return len(effects) > 0 }); err != nil {
+					return
+				}
+				run(ctx, effects[0])
+				effects = effects[1:]
+			}
+		})
+	}
 
 	// UpdateAppealCreate checks eligibility. Sent again, it answers the
 	// same: the state, or the same refusal.
@@ -869,7 +934,9 @@ func UnbindAppeal(ctx workflow.Context, in AppealInput) (AppealState, error) {
 		if err := workflow.Sleep(ctx, st.ClosedAt.Add(policy.Retention).Sub(workflow.Now(ctx))); err != nil {
 			return st, err
 		}
-		if err := workflow.Await(ctx, func() bool { return len(effects) == 0 }); err != nil {
+		// The deletion waits for the object deletions queued before it,
+		// not for notices: a notifier outage never holds it back.
+		if err := workflow.Await(ctx, func() bool { return idle(laneObjects) }); err != nil {
 			return st, err
 		}
 		var out DeleteDocumentsResult
@@ -883,7 +950,7 @@ func UnbindAppeal(ctx workflow.Context, in AppealInput) (AppealState, error) {
 			note(ctx, "documents deleted after the retention period")
 		}
 	}
-	if err := workflow.Await(ctx, func() bool { return len(effects) == 0 && workflow.AllHandlersFinished(ctx) }); err != nil {
+	if err := workflow.Await(ctx, func() bool { return idle() && workflow.AllHandlersFinished(ctx) }); err != nil {
 		return st, err
 	}
 	return st, nil

@@ -85,6 +85,10 @@ type appealMocks struct {
 	mu          sync.Mutex
 	eligibility func(n int) error // nil: eligible
 	unbind      func(n int) error // nil: succeeds
+	notify      func(n int) error // nil: succeeds
+	env         *testsuite.TestWorkflowEnvironment
+	statusAt    map[string]time.Time // when each status was first mirrored (workflow clock)
+	deletedAt   time.Time
 	calls       calls
 	statuses    []workflows.SetAppealStatusInput
 	audits      []workflows.AppealAuditInput
@@ -112,6 +116,9 @@ func (m *appealMocks) install(env *testsuite.TestWorkflowEnvironment) {
 			m.mu.Lock()
 			defer m.mu.Unlock()
 			m.statuses = append(m.statuses, in)
+			if _, ok := m.statusAt[in.Status]; !ok && m.env != nil {
+				m.statusAt[in.Status] = m.env.Now()
+			}
 			return nil
 		}).Maybe()
 	env.OnActivity(a.AuditAppeal, mock.Anything, mock.Anything).Return(
@@ -123,6 +130,11 @@ func (m *appealMocks) install(env *testsuite.TestWorkflowEnvironment) {
 		}).Maybe()
 	env.OnActivity(a.NotifyAppealOwner, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in workflows.AppealNoticeInput) error {
+			if n := m.calls.add("notify"); m.notify != nil {
+				if err := m.notify(n); err != nil {
+					return err
+				}
+			}
 			m.mu.Lock()
 			defer m.mu.Unlock()
 			m.notices = append(m.notices, in.Event)
@@ -167,6 +179,9 @@ func (m *appealMocks) install(env *testsuite.TestWorkflowEnvironment) {
 			m.mu.Lock()
 			defer m.mu.Unlock()
 			m.deleteDocs = append(m.deleteDocs, in)
+			if m.env != nil {
+				m.deletedAt = m.env.Now()
+			}
 			return workflows.DeleteDocumentsResult{Deleted: len(in.Documents)}, nil
 		}).Maybe()
 	m.sa = map[string]any{}
@@ -216,7 +231,7 @@ func newAppealEnv(t *testing.T) (*testsuite.TestWorkflowEnvironment, *appealMock
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestWorkflowEnvironment()
 	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: appealID, TaskQueue: workflows.TaskQueue})
-	m := &appealMocks{}
+	m := &appealMocks{env: env, statusAt: map[string]time.Time{}}
 	m.install(env)
 	return env, m
 }
@@ -864,5 +879,56 @@ func TestAppealReviewReserve(t *testing.T) {
 	_, final := runAppeal(t, env, m, personalAppeal(appealPolicy), steps)
 	if final.Status != workflows.AppealExpired || final.Updates != updates {
 		t.Fatalf("final: status %s, updates %d (want %d)", final.Status, final.Updates, updates)
+	}
+}
+
+// TestAppealNoticeOutageHoldsNothing: with the notifier down, the status
+// mirror and the unbind keep their times, and the notices go out when it
+// is back (effect lanes, SPEC §6d). (The test environment stops retrying
+// an activity after 10 attempts, about 4 minutes here; production retries
+// without end, so the outage simulated is 3 minutes.)
+func TestAppealNoticeOutageHoldsNothing(t *testing.T) {
+	env, m := newAppealEnv(t)
+	var start time.Time
+	m.notify = func(int) error {
+		if d := env.Now().Sub(start); d >= 2*time.Hour && d < 2*time.Hour+3*time.Minute {
+			return temporal.NewApplicationError("notifier down", "Unavailable")
+		}
+		return nil
+	}
+	env.RegisterDelayedCallback(func() {}, 0)
+	start = env.Now()
+	p := appealPolicy
+	p.Cooldown = 0
+	_, final := runAppeal(t, env, m, personalAppeal(p), []appealStep{
+		{at: 0, update: workflows.UpdateAppealCreate},
+		{at: time.Hour, update: workflows.UpdateAddDocument, arg: photo1},
+		{at: 2 * time.Hour, update: workflows.UpdateSubmit, arg: workflows.SubmitInput{}},
+		{at: 2*time.Hour + time.Minute, update: workflows.UpdateClaim, arg: r1},
+		{at: 2*time.Hour + 2*time.Minute, update: workflows.UpdateDecide, arg: decide(r1, workflows.DecisionApprove, ""), status: workflows.AppealCoolingDown},
+	})
+	if final.Status != workflows.AppealUnbound || !final.DocumentsDeleted {
+		t.Fatalf("final = %+v", final)
+	}
+	s0 := workflow0(t, final)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for status, want := range map[string]time.Duration{
+		workflows.AppealPending: 2 * time.Hour, workflows.AppealInReview: 2*time.Hour + time.Minute,
+		workflows.AppealCoolingDown: 2*time.Hour + 2*time.Minute, workflows.AppealUnbound: 2*time.Hour + 2*time.Minute,
+	} {
+		at, ok := m.statusAt[status]
+		if !ok {
+			t.Fatalf("%s never mirrored", status)
+		}
+		if d := at.Sub(s0); d < want || d > want+30*time.Second {
+			t.Errorf("%s mirrored at %v, want about %v: the failing notice held it back", status, d, want)
+		}
+	}
+	if strings.Join(m.notices, ",") != "filed,approved,unbound" {
+		t.Errorf("notices after the outage: %v", m.notices)
+	}
+	if m.calls.get("notify") <= 3 {
+		t.Errorf("the notifier was tried %d times: the outage was not simulated", m.calls.get("notify"))
 	}
 }
