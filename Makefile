@@ -6,7 +6,7 @@ MINIO_VERSION := v0.0.0-20260212201848-7aac2a2c5b7c
 FUZZTIME      ?= 10s
 TEST_TIMEOUT  ?= 45m
 
-.PHONY: dev build test test-go fuzz-short fuzz lint bench deps clean
+.PHONY: histories dev build test test-go fuzz-short fuzz lint bench deps clean
 
 ## dev: run everything embedded (Temporal, S3, SQLite, worker, API) in one process
 dev:
@@ -46,6 +46,11 @@ lint:
 ## bench: Go benchmarks side by side with their baselines; writes BENCHMARKS.md
 bench: deps
 	@scripts/bench.sh
+
+## histories: record the current workflow versions' histories (workflows/testdata/*_v2.json) from runs on a real server;
+## make test replays every history there, the shipped versions' included
+histories:
+	$(GO) test -count=1 -run 'TestBindVirtualOnServer|TestUnbindAppealOnServer' ./workflows/ -update
 
 clean:
 	rm -rf $(BIN) .cache

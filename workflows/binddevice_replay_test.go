@@ -37,7 +37,7 @@ import (
 	"github.com/mfaflow/mfaflow/workflows"
 )
 
-var update = flag.Bool("update", false, "record testdata/binddevice_virtual.json from a run on a real server")
+var update = flag.Bool("update", false, "record the current version's histories (testdata/*_v2.json) from runs on a real server")
 
 func TestMain(m *testing.M) { harness.Main(m) }
 
@@ -45,7 +45,10 @@ func TestMain(m *testing.M) { harness.Main(m) }
 // key: the recording holds only throwaway codes of a throwaway device.
 const replayKeys = "replay-test:wQlBMgrlZm1duEzytCRTQMoVTPLvfOWKOd33PZE7CLg="
 
-const virtualHistory = "testdata/binddevice_virtual.json"
+// virtualHistory is where -update records the history of the current code; the
+// histories of earlier shipped versions stay beside it (_v1, ...) and every
+// one of them is replayed.
+const virtualHistory = "testdata/binddevice_virtual_v2.json"
 
 // failureConverter encrypts failure details (tries left, retry-after)
 // and messages with the codec too: the default failure converter encodes
@@ -246,27 +249,38 @@ func TestReplayBindVirtual(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw, err := os.ReadFile(virtualHistory)
-	if err != nil {
-		t.Fatalf("%v (record it with -run TestBindVirtualOnServer -update)", err)
-	}
-	hist, err := client.HistoryFromJSON(bytes.NewReader(raw), client.HistoryJSONOptions{})
+	files, err := filepath.Glob("testdata/binddevice_*.json")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var completed bool
-	for _, e := range hist.Events {
-		completed = completed || e.GetEventType() == enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED
+	if len(files) < 2 {
+		t.Fatalf("histories %v: want every shipped version's, at least two", files)
 	}
-	if !completed {
-		t.Fatal("the recorded history does not end with the workflow completed")
-	}
-	r, err := sdkworker.NewWorkflowReplayerWithOptions(sdkworker.WorkflowReplayerOptions{DataConverter: codec.DataConverter(keys), FailureConverter: failureConverter(keys)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.RegisterWorkflow(workflows.BindDevice)
-	if err := r.ReplayWorkflowHistoryFromJSONFile(quietLogger(), virtualHistory); err != nil {
-		t.Fatalf("replay: %v", err)
+	for _, file := range files {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			raw, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatalf("%v (record it with -run TestBindVirtualOnServer -update)", err)
+			}
+			hist, err := client.HistoryFromJSON(bytes.NewReader(raw), client.HistoryJSONOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var completed bool
+			for _, e := range hist.Events {
+				completed = completed || e.GetEventType() == enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED
+			}
+			if !completed {
+				t.Fatal("the recorded history does not end with the workflow completed")
+			}
+			r, err := sdkworker.NewWorkflowReplayerWithOptions(sdkworker.WorkflowReplayerOptions{DataConverter: codec.DataConverter(keys), FailureConverter: failureConverter(keys)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.RegisterWorkflow(workflows.BindDevice)
+			if err := r.ReplayWorkflowHistoryFromJSONFile(quietLogger(), file); err != nil {
+				t.Fatalf("replay: %v", err)
+			}
+		})
 	}
 }

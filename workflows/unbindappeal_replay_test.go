@@ -17,6 +17,7 @@ import (
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	sdkworker "go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/reflect/protopath"
 	"google.golang.org/protobuf/reflect/protorange"
@@ -35,7 +36,10 @@ import (
 	"github.com/mfaflow/mfaflow/workflows"
 )
 
-const appealHistory = "testdata/unbindappeal_personal.json"
+// appealHistory is where -update records the history of the current code; the
+// histories of earlier shipped versions stay beside it (_v1, ...) and every
+// one of them is replayed.
+const appealHistory = "testdata/unbindappeal_personal_v2.json"
 
 // The applicant of the recorded appeal. Test data only; none of it may be
 // readable in the history or the search attributes.
@@ -304,28 +308,69 @@ func TestReplayUnbindAppeal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw, err := os.ReadFile(appealHistory)
-	if err != nil {
-		t.Fatalf("%v (record it with -run TestUnbindAppealOnServer -update)", err)
-	}
-	hist, err := client.HistoryFromJSON(bytes.NewReader(raw), client.HistoryJSONOptions{})
+	files, err := filepath.Glob("testdata/unbindappeal_*.json")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var completed bool
-	for _, e := range hist.Events {
-		completed = completed || e.GetEventType() == enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED
+	if len(files) < 2 {
+		t.Fatalf("histories %v: want every shipped version's, at least two", files)
 	}
-	if !completed {
-		t.Fatal("the recorded history does not end with the workflow completed")
+	for _, file := range files {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			raw, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatalf("%v (record it with -run TestUnbindAppealOnServer -update)", err)
+			}
+			hist, err := client.HistoryFromJSON(bytes.NewReader(raw), client.HistoryJSONOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var completed bool
+			for _, e := range hist.Events {
+				completed = completed || e.GetEventType() == enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED
+			}
+			if !completed {
+				t.Fatal("the recorded history does not end with the workflow completed")
+			}
+			checkNoPII(t, hist, raw, replayPII()...)
+			r, err := sdkworker.NewWorkflowReplayerWithOptions(sdkworker.WorkflowReplayerOptions{DataConverter: codec.DataConverter(keys), FailureConverter: failureConverter(keys)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.RegisterWorkflow(workflows.UnbindAppeal)
+			if err := r.ReplayWorkflowHistoryFromJSONFile(quietLogger(), file); err != nil {
+				t.Fatalf("replay: %v", err)
+			}
+		})
 	}
-	checkNoPII(t, hist, raw, replayPII()...)
-	r, err := sdkworker.NewWorkflowReplayerWithOptions(sdkworker.WorkflowReplayerOptions{DataConverter: codec.DataConverter(keys), FailureConverter: failureConverter(keys)})
+}
+
+// TestReplayGateCatchesAnIncompatibleChange: the gate is not vacuous. A
+// workflow registered as UnbindAppeal that starts with another activity
+// than the recorded one (as a reordering without GetVersion would) fails
+// the replay of every shipped history.
+func TestReplayGateCatchesAnIncompatibleChange(t *testing.T) {
+	keys, err := mfa.ParseKeyring(replayKeys)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.RegisterWorkflow(workflows.UnbindAppeal)
-	if err := r.ReplayWorkflowHistoryFromJSONFile(quietLogger(), appealHistory); err != nil {
-		t.Fatalf("replay: %v", err)
+	reordered := func(ctx workflow.Context, in workflows.AppealInput) (workflows.AppealState, error) {
+		ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: time.Minute})
+		err := workflow.ExecuteActivity(ctx, workflows.ActivityUnbindAll, workflows.UnbindAllInput{AppealID: in.AppealID, AccountID: in.AccountID}).Get(ctx, nil)
+		return workflows.AppealState{}, err
+	}
+	files, err := filepath.Glob("testdata/unbindappeal_*.json")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("histories %v, %v", files, err)
+	}
+	for _, file := range files {
+		r, err := sdkworker.NewWorkflowReplayerWithOptions(sdkworker.WorkflowReplayerOptions{DataConverter: codec.DataConverter(keys), FailureConverter: failureConverter(keys)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.RegisterWorkflowWithOptions(reordered, workflow.RegisterOptions{Name: "UnbindAppeal"})
+		if err := r.ReplayWorkflowHistoryFromJSONFile(quietLogger(), file); err == nil {
+			t.Errorf("%s: an incompatible workflow replayed without error", file)
+		}
 	}
 }
