@@ -40,6 +40,7 @@ fuzz:
 
 lint:
 	$(GO) vet ./...
+	$(GO) run ./internal/tools/openapilint api/openapi.yaml
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -47,9 +48,13 @@ func (s *Server) handleReadyz() gin.HandlerFunc {
 		sort.Strings(down)
 		if len(down) > 0 {
 			c.Header("Retry-After", "5")
-			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "down": down, "checks": checks})
+			c.JSON(http.StatusServiceUnavailable, gin.H{
+				"error":  gin.H{"code": "unavailable", "message": "not ready: " + strings.Join(down, ", ") + " down"},
+				"status": "unavailable", "down": down, "checks": checks,
+			})
 			return
 		}
 		c.JSON(http.StatusOK, gin.H{"status": "ok", "checks": checks})
 	}
 }
+			// The error body of every refusal, with the readiness fields.

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	_ "embed"
 	"net/http"
 
@@ -12,6 +13,9 @@ import (
 
 //go:embed openapi.yaml
 var openapiYAML []byte
+// OpenAPI returns the OpenAPI document the server serves at /openapi.yaml.
+func OpenAPI() []byte { return bytes.Clone(openapiYAML) }
+
 
 // routes registers every route. A new route needs a row in the
 // access-control test.

@@ -245,7 +245,7 @@ func TestPersonalAppeal(t *testing.T) {
 	if doc["sha256"] != sum {
 		t.Fatalf("case document hash %v, want %s", doc["sha256"], sum)
 	}
-	resp, err := http.Get(s.apis[0].URL + doc["url"].(string))
+	resp, err := s.client.Get(s.apis[0].URL + doc["url"].(string))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -258,7 +258,7 @@ func TestPersonalAppeal(t *testing.T) {
 	q := u.Query()
 	q.Set("r", "someone-else")
 	u.RawQuery = q.Encode()
-	if resp, _ := http.Get(s.apis[0].URL + u.String()); resp.StatusCode != http.StatusForbidden {
+	if resp, _ := s.client.Get(s.apis[0].URL + u.String()); resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("tampered link = %d", resp.StatusCode)
 	}
 

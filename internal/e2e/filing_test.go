@@ -40,7 +40,7 @@ func (s *stack) fileFrom(ip string, body any) filing {
 	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 10 * time.Second}
 	tr := &http.Transport{DialContext: d.DialContext}
 	defer tr.CloseIdleConnections()
-	c := &http.Client{Timeout: 60 * time.Second, Transport: tr}
+	c := &http.Client{Timeout: 60 * time.Second, Transport: s.contract.transport(tr)}
 	resp, err := c.Post(s.apis[0].URL+"/v1/appeals", "application/json", bytes.NewReader(b))
 	if err != nil {
 		return filing{err: err}

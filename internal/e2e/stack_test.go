@@ -33,7 +33,10 @@ import (
 	"github.com/mfaflow/mfaflow/workflows"
 )
 
-func TestMain(m *testing.M) { harness.Main(m) }
+func TestMain(m *testing.M) {
+	harness.AtExit(reportContract)
+	harness.Main(m)
+}
 
 const consoleKey = "e2e-console-key-0123456789abcdef"
 
@@ -75,7 +78,11 @@ type stack struct {
 	clock          *clock
 	apis           []*httptest.Server
 	admin          string
-	client         *http.Client
+	// client validates every request and answer against the served
+	// OpenAPI document (contract_test.go); contract fails the test at
+	// cleanup for each violation.
+	client   *http.Client
+	contract *contract
 }
 
 // newStack starts Temporal, a worker with the production registration and
@@ -110,7 +117,9 @@ func newStackWith(t *testing.T, st store.Store, replicas int, appeals api.Appeal
 		t.Fatal(err)
 	}
 	acts.Blobs = blobs
-	s := &stack{t: t, st: st, keys: keys, wa: wa, workerNotifier: workerNotifier, ts: ts, clock: &clock{}, client: &http.Client{Timeout: 60 * time.Second}, blobs: blobs, bucket: bucket}
+	ct := newContract(t)
+	s := &stack{t: t, st: st, keys: keys, wa: wa, workerNotifier: workerNotifier, ts: ts, clock: &clock{}, client: &http.Client{Timeout: 60 * time.Second, Transport: ct.transport(nil)},
+		contract: ct, blobs: blobs, bucket: bucket}
 	if appeals.DocumentDeadline == 0 {
 		appeals.DocumentDeadline = time.Hour
 	}

@@ -30,6 +30,10 @@ func atExit(f func()) {
 	exit.funcs = append(exit.funcs, f)
 }
 
+// AtExit registers f to run when Main finishes, after every test and before
+// the servers stop (a package's report of what its tests covered, say).
+func AtExit(f func()) { atExit(f) }
+
 // runAtExit runs and forgets the registered functions.
 func runAtExit() {
 	exit.mu.Lock()
