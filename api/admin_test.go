@@ -272,7 +272,10 @@ func TestAdminAuth(t *testing.T) {
 		{http.MethodGet, "/v1/admin/audit", false},
 	}
 	forEachStore(t, func(t *testing.T, st store.Store) {
-		base := serve(t, testDeps(st))
+		deps := testDeps(st)
+		// Every refusal is audited here; TestRefusalAuditBound tests the bound.
+		deps.RefusalAuditPerIP, deps.RefusalAuditPerKind = 1000, 1000
+		base := serve(t, deps)
 		for _, tt := range tests {
 			for _, rt := range routes {
 				t.Run(tt.name+"/"+rt.method+" "+rt.path, func(t *testing.T) {

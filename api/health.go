@@ -9,7 +9,62 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/mfaflow/mfaflow/auth"
+	"github.com/mfaflow/mfaflow/store"
 )
+
+// MetricsHandler serves reg's metrics in the Prometheus text format: at
+// GET /metrics of the API (see Deps.NoMetrics and Deps.MetricsToken) or on
+// a listener of its own (MFAFLOW_METRICS_ADDR), where every path serves
+// them. With a token, a request without that bearer token gets 401.
+func MetricsHandler(reg *prometheus.Registry, token string) http.Handler {
+	h := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	if token == "" {
+		return h
+	}
+	key := auth.NewConsoleKeys([]string{token})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a := r.Header.Get("Authorization")
+		if len(a) <= 7 || !strings.EqualFold(a[:7], "bearer ") || !key.Check(strings.TrimSpace(a[7:])) {
+			w.Header().Set("Content-Type", "application/json; charset=utf-8")
+			w.Header().Set("WWW-Authenticate", "Bearer")
+			w.WriteHeader(http.StatusUnauthorized)
+			_, _ = w.Write([]byte(`{"error":{"code":"unauthorized","message":"the metrics token is required"}}`))
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// requireMetricsToken admits callers of /metrics with the bearer token
+// when Deps.MetricsToken is set, and everyone otherwise. Refusals are
+// audited like every anonymous refusal.
+func (s *Server) requireMetricsToken() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if s.metricsKey == nil {
+			c.Next()
+			return
+		}
+		tok := bearer(c)
+		var err error
+		switch {
+		case tok == "":
+			err = auth.ErrNoCredentials
+		case !s.metricsKey.Check(tok):
+			err = auth.ErrInvalid
+		}
+		if err != nil {
+			s.audit(c, store.AuditEntry{Actor: "anonymous", Action: "auth.metrics", Outcome: "denied",
+				Details: map[string]string{"route": c.FullPath(), "method": c.Request.Method, "reason": authRefusal(err)}})
+			fail(c, s.log, err)
+			return
+		}
+		c.Next()
+	}
+}
 
 func handleHealthz() gin.HandlerFunc {
 	return func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) }
@@ -47,6 +102,7 @@ func (s *Server) handleReadyz() gin.HandlerFunc {
 		}
 		sort.Strings(down)
 		if len(down) > 0 {
+			// The error body of every refusal, with the readiness fields.
 			c.Header("Retry-After", "5")
 			c.JSON(http.StatusServiceUnavailable, gin.H{
 				"error":  gin.H{"code": "unavailable", "message": "not ready: " + strings.Join(down, ", ") + " down"},
@@ -57,4 +113,3 @@ func (s *Server) handleReadyz() gin.HandlerFunc {
 		c.JSON(http.StatusOK, gin.H{"status": "ok", "checks": checks})
 	}
 }
-			// The error body of every refusal, with the readiness fields.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -99,6 +100,9 @@ func actor(c *gin.Context) string {
 
 // audit appends e with the request's address. A failed audit write is logged;
 // handlers whose action must not happen unaudited call the store directly.
+// Anonymous refusals (actor "anonymous", outcome "denied": bad console
+// keys, JWTs, cancel tokens, document links) are written at a bounded rate
+// (admitRefusal).
 func (s *Server) audit(c *gin.Context, e store.AuditEntry) {
 	if e.RemoteIP == "" {
 		e.RemoteIP = c.ClientIP()
@@ -107,6 +111,9 @@ func (s *Server) audit(c *gin.Context, e store.AuditEntry) {
 		e.At = s.deps.Now().UTC()
 	}
 	ctx := context.WithoutCancel(c.Request.Context())
+	if e.Actor == "anonymous" && e.Outcome == "denied" && !s.admitRefusal(ctx, &e) {
+		return
+	}
 	if _, err := s.deps.Store.AppendAudit(ctx, e); err != nil {
 		s.log.ErrorContext(ctx, "audit write failed", "action", e.Action, "outcome", e.Outcome, "err", err)
 	}
@@ -123,4 +130,64 @@ func authRefusal(err error) string {
 		return "forbidden"
 	}
 	return "invalid_credentials"
+}
+
+// refusalWindow is the window of the bounds on audited anonymous refusals.
+const refusalWindow = time.Minute
+
+// admitRefusal decides whether the anonymous refusal e is written to the
+// audit. Per kind (e.Action) and minute, the first RefusalAuditPerIP from
+// one client IP are, and from every address together the first
+// RefusalAuditPerKind. The first refusal past either bound is written once
+// as a summary instead (details "audit_bound": "ip" or "kind", with
+// "until", the window's end), and later ones of that window only counted
+// in mfaflow_audit_refusals_unaudited_total. So a flood of bad keys adds
+// at most RefusalAuditPerKind+1 entries of a kind a minute, however many
+// addresses it comes from, while one address cannot crowd out the others
+// (each is held to its own share first). The counters live in the store's
+// rate limiter, shared by every replica; if it fails, the refusal is
+// written.
+func (s *Server) admitRefusal(ctx context.Context, e *store.AuditEntry) bool {
+	perIP, perKind := s.deps.RefusalAuditPerIP, s.deps.RefusalAuditPerKind
+	if perIP <= 0 {
+		perIP = 10
+	}
+	if perKind <= 0 {
+		perKind = 100
+	}
+	now := s.deps.Now()
+	hit := func(key string, limit int) bool {
+		ok, _, err := s.deps.Store.Hit(ctx, key, refusalWindow, limit, now)
+		if err != nil {
+			s.log.WarnContext(ctx, "audit bound: counting a refusal failed", "action", e.Action, "err", err)
+			return true
+		}
+		return ok
+	}
+	kind, ip := "audit-refusal:"+e.Action, ":ip:"+e.RemoteIP
+	until := now.Truncate(refusalWindow).Add(refusalWindow).UTC().Format(time.RFC3339)
+	summary := func(scope string) {
+		d := make(map[string]string, len(e.Details)+2)
+		for k, v := range e.Details {
+			d[k] = v
+		}
+		d["audit_bound"], d["until"] = scope, until
+		e.Details = d
+	}
+	if !hit(kind+ip, perIP) {
+		// Past this address's share: one summary, if the kind has room.
+		if !hit(kind+ip+":summary", 1) {
+			s.metrics.unaudited.WithLabelValues(e.Action).Inc()
+			return false
+		}
+		summary("ip")
+	}
+	if !hit(kind, perKind) {
+		if !hit(kind+":summary", 1) {
+			s.metrics.unaudited.WithLabelValues(e.Action).Inc()
+			return false
+		}
+		summary("kind")
+	}
+	return true
 }

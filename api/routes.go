@@ -6,16 +6,15 @@ import (
 	"net/http"
 
 	"github.com/gin-gonic/gin"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/mfaflow/mfaflow/auth"
 )
 
 //go:embed openapi.yaml
 var openapiYAML []byte
+
 // OpenAPI returns the OpenAPI document the server serves at /openapi.yaml.
 func OpenAPI() []byte { return bytes.Clone(openapiYAML) }
-
 
 // routes registers every route. A new route needs a row in the
 // access-control test.
@@ -25,7 +24,9 @@ func (s *Server) routes() {
 	r.HEAD("/healthz", handleHealthz())
 	r.GET("/readyz", s.handleReadyz())
 	r.HEAD("/readyz", s.handleReadyz())
-	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(s.deps.Registry, promhttp.HandlerOpts{})))
+	if !s.deps.NoMetrics {
+		r.GET("/metrics", s.requireMetricsToken(), gin.WrapH(MetricsHandler(s.deps.Registry, "")))
+	}
 	r.GET("/openapi.yaml", func(c *gin.Context) { c.Data(http.StatusOK, "application/yaml", openapiYAML) })
 
 	acct := r.Group("/v1/accounts/:account_id", s.limitBody(), s.requireConsole())
@@ -45,7 +46,7 @@ func (s *Server) routes() {
 
 	r.POST("/v1/appeals", s.limitBody(), s.handleCreateAppeal())
 	appeal := r.Group("/v1/appeals/:appeal_id")
-	appeal.PUT("/documents/:doc_type", s.handleUploadDocument())
+	appeal.PUT("/documents/:doc_type", s.bodyDeadline(s.deps.Appeals.maxDocument), s.handleUploadDocument())
 	appeal.POST("/submit", s.limitBody(), s.handleSubmitAppeal())
 	appeal.GET("", s.handleGetAppeal())
 	appeal.POST("/cancel", s.limitBody(), s.handleCancelAppeal())
@@ -69,7 +70,7 @@ func (s *Server) routes() {
 	// and "pass the access token".
 	admin.POST("/codec/decode", s.handleCodec())
 	admin.POST("/codec/encode", s.handleCodec())
-	r.POST("/v1/admin/hardware-tokens/import", s.requireRole(auth.RoleAdmin), s.handleImportTokens())
+	r.POST("/v1/admin/hardware-tokens/import", s.requireRole(auth.RoleAdmin), s.bodyDeadline(func() int64 { return maxImportBody }), s.handleImportTokens())
 
 	if s.deps.Pages != nil {
 		for _, p := range []string{"/appeal", "/appeal/status", "/appeals/:appeal_id/owner-cancel", "/review", "/review/case", "/static/*file"} {

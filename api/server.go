@@ -8,9 +8,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -73,13 +75,55 @@ type Deps struct {
 	// MaxBody caps JSON request bodies; 0: 1 MiB.
 	MaxBody int64
 	Now     func() time.Time
+
+	// TrustedProxies are the CIDRs of the reverse proxies in front of the
+	// API (MFAFLOW_TRUSTED_PROXIES). A request from one of them is
+	// attributed to the client its X-Forwarded-For names, in rate limits
+	// and the audit; from any other peer every forwarded header is ignored.
+	// None: the peer's address is the client's, always.
+	TrustedProxies []string
+	// MetricsToken, when set, is the bearer token GET /metrics asks for.
+	MetricsToken string
+	// NoMetrics leaves /metrics off this handler: it is served on a
+	// listener of its own (MetricsHandler) or not at all.
+	NoMetrics bool
+	// UploadRate is the slowest rate, in bytes per second, a document
+	// upload or token import is given time for; 0: 32 KiB/s. UploadGrace
+	// is added to that time; 0: 30 s. See bodyDeadline.
+	UploadRate  int64
+	UploadGrace time.Duration
+	// RefusalAuditPerIP and RefusalAuditPerKind bound the audit entries of
+	// anonymous refusals per minute: per kind and client IP, and per kind
+	// from every address; 0: 10 and 100. See admitRefusal.
+	RefusalAuditPerIP   int
+	RefusalAuditPerKind int
 }
 
 // Server is the HTTP handler.
 type Server struct {
-	deps   Deps
-	log    *slog.Logger
-	engine *gin.Engine
+	deps       Deps
+	log        *slog.Logger
+	engine     *gin.Engine
+	metrics    *metrics
+	metricsKey *auth.ConsoleKeys // MetricsToken, compared in constant time
+}
+
+// Timeouts of the HTTP server (NewHTTPServer). ReadTimeout bounds reading
+// a whole request, body included, and WriteTimeout the time from the end of
+// its headers to the end of the answer; routes that take large bodies get
+// longer (bodyDeadline).
+const (
+	ReadHeaderTimeout = 10 * time.Second
+	ReadTimeout       = 30 * time.Second
+	WriteTimeout      = 90 * time.Second
+	IdleTimeout       = 120 * time.Second
+)
+
+// NewHTTPServer returns the HTTP server for h with every timeout set. Serve
+// it on Listener(ln).
+func NewHTTPServer(h http.Handler) *http.Server {
+	return &http.Server{Handler: h, ReadHeaderTimeout: ReadHeaderTimeout, ReadTimeout: ReadTimeout,
+		WriteTimeout: WriteTimeout, IdleTimeout: IdleTimeout}
 }
 
 const ctxRequestID = "request_id"
@@ -99,14 +143,17 @@ func NewServer(deps Deps) *Server {
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
-	s := &Server{deps: deps, log: deps.Logger, engine: gin.New()}
+	s := &Server{deps: deps, log: deps.Logger, engine: gin.New(), metrics: newMetrics(deps.Registry)}
+	if deps.MetricsToken != "" {
+		s.metricsKey = auth.NewConsoleKeys([]string{deps.MetricsToken})
+	}
 	s.engine.ContextWithFallback = true
-	_ = s.engine.SetTrustedProxies(nil)
+	s.trustProxies(deps.TrustedProxies)
 	s.engine.HandleMethodNotAllowed = true // 405 method_not_allowed with Allow
 	// No redirects: /healthz/ is an unknown path (a JSON 404), like any other.
 	s.engine.RedirectTrailingSlash = false
 	s.engine.RedirectFixedPath = false
-	s.engine.Use(s.requestID(), s.recoverer(), newMetrics(deps.Registry).middleware())
+	s.engine.Use(s.requestID(), s.recoverer(), s.metrics.middleware())
 	s.engine.NoRoute(func(c *gin.Context) { fail(c, s.log, errorf(http.StatusNotFound, "not_found", "no such route")) })
 	s.engine.NoMethod(func(c *gin.Context) {
 		fail(c, s.log, errorf(http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed on this route"))
@@ -125,6 +172,82 @@ func (s *Server) Routes() []string {
 		out = append(out, r.Method+" "+r.Path)
 	}
 	return out
+}
+
+// trustProxies makes c.ClientIP() the address X-Forwarded-For names when
+// the peer is one of cidrs, and the peer's address otherwise. No platform
+// header (X-Appengine-Remote-Addr, CF-Connecting-IP) and no X-Real-IP is
+// believed from anyone. With no cidrs (or, which config refuses, bad ones)
+// forwarded headers are off altogether: gin's own default trusts every
+// peer, and SetTrustedProxies(nil) alone leaves the switch on.
+func (s *Server) trustProxies(cidrs []string) {
+	e := s.engine
+	e.TrustedPlatform = ""
+	e.RemoteIPHeaders = []string{"X-Forwarded-For"}
+	e.ForwardedByClientIP = false
+	if err := e.SetTrustedProxies(nil); err != nil {
+		panic(err) // nil always parses
+	}
+	if len(cidrs) == 0 {
+		return
+	}
+	if err := e.SetTrustedProxies(cidrs); err != nil {
+		_ = e.SetTrustedProxies(nil)
+		s.log.Error("trusted proxies refused: forwarded headers are ignored", "err", err)
+		return
+	}
+	e.ForwardedByClientIP = true
+}
+
+// bodyDeadline gives a route whose body may hold up to max() bytes the
+// time to read it at UploadRate plus UploadGrace (for the declared length
+// when it is shorter), instead of the server's ReadTimeout, and
+// WriteTimeout after that to answer. The deadline is set when the handler
+// first reads the body, so a request refused before (a bad token) keeps
+// the server's timeouts. A client that trickles its body past the deadline
+// has its reads fail: the handler answers and the connection closes
+// instead of being held for ever.
+func (s *Server) bodyDeadline(max func() int64) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		d := s.uploadTime(max(), c.Request.ContentLength)
+		rc := http.NewResponseController(c.Writer)
+		c.Request.Body = &deadlineBody{ReadCloser: c.Request.Body, set: func() {
+			now := time.Now()
+			// Not every writer supports deadlines (httptest's recorder does
+			// not); the server's own timeouts stand then.
+			_ = rc.SetReadDeadline(now.Add(d))
+			_ = rc.SetWriteDeadline(now.Add(d + WriteTimeout))
+		}}
+		c.Next()
+	}
+}
+
+// deadlineBody calls set before the first read of the body.
+type deadlineBody struct {
+	io.ReadCloser
+	once sync.Once
+	set  func()
+}
+
+func (b *deadlineBody) Read(p []byte) (int, error) {
+	b.once.Do(b.set)
+	return b.ReadCloser.Read(p)
+}
+
+// uploadTime is how long a body of up to max bytes (declared: the
+// Content-Length, -1 when not given) may take to arrive.
+func (s *Server) uploadTime(max, declared int64) time.Duration {
+	rate, grace := s.deps.UploadRate, s.deps.UploadGrace
+	if rate <= 0 {
+		rate = 32 << 10
+	}
+	if grace <= 0 {
+		grace = 30 * time.Second
+	}
+	if declared >= 0 && declared < max {
+		max = declared
+	}
+	return grace + time.Duration(float64(max)/float64(rate)*float64(time.Second))
 }
 
 func (s *Server) requestID() gin.HandlerFunc {
@@ -169,6 +292,9 @@ func (s *Server) limitBody() gin.HandlerFunc {
 type metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	// unaudited counts anonymous refusals left out of the audit past its
+	// bound, by kind (see admitRefusal).
+	unaudited *prometheus.CounterVec
 }
 
 func newMetrics(reg *prometheus.Registry) *metrics {
@@ -180,8 +306,11 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 			Name: "mfaflow_http_request_duration_seconds", Help: "HTTP request latency by route.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"route", "method"}),
+		unaudited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mfaflow_audit_refusals_unaudited_total", Help: "Anonymous refusals not written to the audit log, past its per-minute bound, by kind.",
+		}, []string{"action"}),
 	}
-	reg.MustRegister(m.requests, m.duration)
+	reg.MustRegister(m.requests, m.duration, m.unaudited)
 	return m
 }
 

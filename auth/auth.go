@@ -93,19 +93,28 @@ func (HS256) Methods() []string { return []string{"HS256"} }
 
 // Verifier checks reviewer and admin JWTs.
 type Verifier struct {
-	Keys     KeySource
-	Issuer   string // checked when set
-	Audience string // checked when set
+	Keys KeySource
+	// Issuer must equal "iss" and Audience be one of "aud". Both are
+	// checked when set, and required with JWKS keys: an IdP signs tokens for
+	// every application it serves, so its signature alone says nothing of
+	// who the token is for.
+	Issuer   string
+	Audience string
 	Leeway   time.Duration
 	Now      func() time.Time
 }
 
 // Verify parses and checks token: signature, algorithm, exp (required),
-// nbf/iat when present, issuer and audience when configured, a non-empty sub
-// and at least one known role. It returns ErrInvalid on any failure.
+// nbf/iat when present, issuer and audience when configured (always with
+// JWKS keys), a non-empty sub and at least one known role. It returns
+// ErrInvalid on any failure, also for a JWKS verifier without an issuer or
+// audience.
 func (v *Verifier) Verify(ctx context.Context, token string) (Principal, error) {
 	if token == "" {
 		return Principal{}, ErrNoCredentials
+	}
+	if _, idp := v.Keys.(*JWKS); idp && (v.Issuer == "" || v.Audience == "") {
+		return Principal{}, fmt.Errorf("%w: no issuer or audience configured for the IdP", ErrInvalid)
 	}
 	opts := []jwt.ParserOption{
 		jwt.WithValidMethods(v.Keys.Methods()),

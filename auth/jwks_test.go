@@ -30,6 +30,7 @@ type idp struct {
 	mu     sync.Mutex
 	status int
 	body   []byte
+	cc     string // Cache-Control of the answers
 }
 
 // newIdP starts an IdP serving keys and stops it when the test ends.
@@ -39,9 +40,12 @@ func newIdP(t *testing.T, keys ...jwk) *idp {
 	p.serve(t, keys...)
 	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p.mu.Lock()
-		status, body := p.status, p.body
+		status, body, cc := p.status, p.body, p.cc
 		p.mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
+		if cc != "" {
+			w.Header().Set("Cache-Control", cc)
+		}
 		w.WriteHeader(status)
 		_, _ = w.Write(body)
 	}))
@@ -64,6 +68,23 @@ func (p *idp) serveRaw(status int, body string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.status, p.body = status, []byte(body)
+}
+
+// cacheControl sets the Cache-Control header of the IdP's answers.
+func (p *idp) cacheControl(cc string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cc = cc
+}
+
+// jwkJSON encodes one key as a JWKS entry.
+func jwkJSON(t *testing.T, k jwk) string {
+	t.Helper()
+	b, err := json.Marshal(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 // count returns how many fetches were attempted through p.client.
@@ -101,10 +122,23 @@ func ecJWK(t *testing.T, kid string, pub *ecdsa.PublicKey) jwk {
 	return jwk{Kty: "EC", Kid: kid, Crv: crv, X: b64(b[1 : 1+size]), Y: b64(b[1+size:])}
 }
 
+// The IdP's issuer and mfaflow's audience in the JWKS tests.
+const (
+	testIssuer   = "https://idp.example.com/"
+	testAudience = "mfaflow"
+)
+
+// idpClaims are claims (see claims) issued by the test IdP for mfaflow.
+func idpClaims(mods ...func(*Claims)) *Claims {
+	return claims(append([]func(*Claims){func(c *Claims) {
+		c.Issuer, c.Audience = testIssuer, jwt.ClaimStrings{testAudience}
+	}}, mods...)...)
+}
+
 // jwksVerifier returns a verifier that reads keys from p.
 func jwksVerifier(p *idp, minRefresh time.Duration) (*Verifier, *JWKS) {
 	j := &JWKS{URL: p.srv.URL, Client: p.client(), MinRefresh: minRefresh}
-	return &Verifier{Keys: j, Now: func() time.Time { return testNow }}, j
+	return &Verifier{Keys: j, Issuer: testIssuer, Audience: testAudience, Now: func() time.Time { return testNow }}, j
 }
 
 // age makes the JWKS cache, and the last failed fetch, d older.
@@ -138,85 +172,85 @@ func TestJWKSVerify(t *testing.T) {
 	}{
 		{
 			name:  "RS256",
-			token: func(t *testing.T) string { return sign(t, jwt.SigningMethodRS256, keys.rsa, "rsa-1", claims()) },
+			token: func(t *testing.T) string { return sign(t, jwt.SigningMethodRS256, keys.rsa, "rsa-1", idpClaims()) },
 			want:  Principal{Subject: "rev-1", Roles: []string{RoleReviewer}, AccountID: "acct-42", Expires: testNow.Add(time.Hour)},
 		},
 		{
 			name:  "RS512",
-			token: func(t *testing.T) string { return sign(t, jwt.SigningMethodRS512, keys.rsa, "rsa-1", claims()) },
+			token: func(t *testing.T) string { return sign(t, jwt.SigningMethodRS512, keys.rsa, "rsa-1", idpClaims()) },
 			want:  Principal{Subject: "rev-1", Roles: []string{RoleReviewer}, AccountID: "acct-42", Expires: testNow.Add(time.Hour)},
 		},
 		{
 			name:  "PS256",
-			token: func(t *testing.T) string { return sign(t, jwt.SigningMethodPS256, keys.rsa, "rsa-1", claims()) },
+			token: func(t *testing.T) string { return sign(t, jwt.SigningMethodPS256, keys.rsa, "rsa-1", idpClaims()) },
 			want:  Principal{Subject: "rev-1", Roles: []string{RoleReviewer}, AccountID: "acct-42", Expires: testNow.Add(time.Hour)},
 		},
 		{
 			name:  "ES256",
-			token: func(t *testing.T) string { return sign(t, jwt.SigningMethodES256, keys.ec, "ec-1", claims(admin)) },
+			token: func(t *testing.T) string { return sign(t, jwt.SigningMethodES256, keys.ec, "ec-1", idpClaims(admin)) },
 			want:  Principal{Subject: "adm-7", Roles: []string{RoleAdmin}, AccountID: "acct-42", Expires: testNow.Add(time.Hour)},
 		},
 		{
 			name:  "ES384",
-			token: func(t *testing.T) string { return sign(t, jwt.SigningMethodES384, keys.ec384, "ec-384", claims()) },
+			token: func(t *testing.T) string { return sign(t, jwt.SigningMethodES384, keys.ec384, "ec-384", idpClaims()) },
 			want:  Principal{Subject: "rev-1", Roles: []string{RoleReviewer}, AccountID: "acct-42", Expires: testNow.Add(time.Hour)},
 		},
 		{
 			name:    "unknown kid",
-			token:   func(t *testing.T) string { return sign(t, jwt.SigningMethodRS256, keys.rsa, "rsa-9", claims()) },
+			token:   func(t *testing.T) string { return sign(t, jwt.SigningMethodRS256, keys.rsa, "rsa-9", idpClaims()) },
 			wantErr: true,
 			reason:  "unverifiable",
 		},
 		{
 			name:    "no kid",
-			token:   func(t *testing.T) string { return sign(t, jwt.SigningMethodRS256, keys.rsa, "", claims()) },
+			token:   func(t *testing.T) string { return sign(t, jwt.SigningMethodRS256, keys.rsa, "", idpClaims()) },
 			wantErr: true,
 		},
 		{
 			name:    "RS256 signed by another key",
-			token:   func(t *testing.T) string { return sign(t, jwt.SigningMethodRS256, keys.rsa2, "rsa-1", claims()) },
+			token:   func(t *testing.T) string { return sign(t, jwt.SigningMethodRS256, keys.rsa2, "rsa-1", idpClaims()) },
 			wantErr: true,
 			reason:  "bad signature",
 		},
 		{
 			name:    "ES256 signed by another key",
-			token:   func(t *testing.T) string { return sign(t, jwt.SigningMethodES256, keys.ec2, "ec-1", claims()) },
+			token:   func(t *testing.T) string { return sign(t, jwt.SigningMethodES256, keys.ec2, "ec-1", idpClaims()) },
 			wantErr: true,
 			reason:  "bad signature",
 		},
 		{
 			name:    "ES256 token naming the RSA kid",
-			token:   func(t *testing.T) string { return sign(t, jwt.SigningMethodES256, keys.ec, "rsa-1", claims()) },
+			token:   func(t *testing.T) string { return sign(t, jwt.SigningMethodES256, keys.ec, "rsa-1", idpClaims()) },
 			wantErr: true,
 		},
 		{
 			name:    "ES256 token naming the P-384 kid",
-			token:   func(t *testing.T) string { return sign(t, jwt.SigningMethodES256, keys.ec, "ec-384", claims()) },
+			token:   func(t *testing.T) string { return sign(t, jwt.SigningMethodES256, keys.ec, "ec-384", idpClaims()) },
 			wantErr: true,
 		},
 		{
 			name:    "alg confusion: HS256 with the RSA public key PEM as secret",
-			token:   func(t *testing.T) string { return sign(t, jwt.SigningMethodHS256, rsaPEM, "rsa-1", claims()) },
+			token:   func(t *testing.T) string { return sign(t, jwt.SigningMethodHS256, rsaPEM, "rsa-1", idpClaims()) },
 			wantErr: true,
 		},
 		{
 			name: "alg confusion: HS256 with the RSA modulus as secret",
 			token: func(t *testing.T) string {
-				return sign(t, jwt.SigningMethodHS256, keys.rsa.PublicKey.N.Bytes(), "rsa-1", claims())
+				return sign(t, jwt.SigningMethodHS256, keys.rsa.PublicKey.N.Bytes(), "rsa-1", idpClaims())
 			},
 			wantErr: true,
 		},
 		{
 			name: "alg none",
 			token: func(t *testing.T) string {
-				return sign(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, "rsa-1", claims())
+				return sign(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, "rsa-1", idpClaims())
 			},
 			wantErr: true,
 		},
 		{
 			name: "expired",
 			token: func(t *testing.T) string {
-				return sign(t, jwt.SigningMethodES256, keys.ec, "ec-1", claims(func(c *Claims) { c.ExpiresAt = jwt.NewNumericDate(testNow.Add(-time.Minute)) }))
+				return sign(t, jwt.SigningMethodES256, keys.ec, "ec-1", idpClaims(func(c *Claims) { c.ExpiresAt = jwt.NewNumericDate(testNow.Add(-time.Minute)) }))
 			},
 			wantErr: true,
 			reason:  "expired",
@@ -224,7 +258,7 @@ func TestJWKSVerify(t *testing.T) {
 		{
 			name: "only unknown roles",
 			token: func(t *testing.T) string {
-				return sign(t, jwt.SigningMethodRS256, keys.rsa, "rsa-1", claims(func(c *Claims) { c.Roles = []string{"auditor"} }))
+				return sign(t, jwt.SigningMethodRS256, keys.rsa, "rsa-1", idpClaims(func(c *Claims) { c.Roles = []string{"auditor"} }))
 			},
 			wantErr: true,
 			reason:  "no role",
@@ -277,8 +311,8 @@ func TestJWKSKeyErrors(t *testing.T) {
 
 func TestJWKSRotation(t *testing.T) {
 	keys := mustKeys(t)
-	oldTok := sign(t, jwt.SigningMethodRS256, keys.rsa, "old", claims())
-	newTok := sign(t, jwt.SigningMethodES256, keys.ec, "new", claims())
+	oldTok := sign(t, jwt.SigningMethodRS256, keys.rsa, "old", idpClaims())
+	newTok := sign(t, jwt.SigningMethodES256, keys.ec, "new", idpClaims())
 
 	p := newIdP(t, rsaJWK("old", &keys.rsa.PublicKey))
 	v, j := jwksVerifier(p, time.Hour)
@@ -365,8 +399,8 @@ func TestJWKSRefreshTiming(t *testing.T) {
 
 func TestJWKSIdPDown(t *testing.T) {
 	keys := mustKeys(t)
-	good := sign(t, jwt.SigningMethodES256, keys.ec, "ec-1", claims())
-	unknown := sign(t, jwt.SigningMethodES256, keys.ec2, "ec-2", claims())
+	good := sign(t, jwt.SigningMethodES256, keys.ec, "ec-1", idpClaims())
+	unknown := sign(t, jwt.SigningMethodES256, keys.ec2, "ec-2", idpClaims())
 	tests := []struct {
 		name string
 		down func(p *idp)
@@ -417,7 +451,7 @@ func TestJWKSIdPDown(t *testing.T) {
 
 func TestJWKSRecoversAfterOutage(t *testing.T) {
 	keys := mustKeys(t)
-	tok := sign(t, jwt.SigningMethodRS256, keys.rsa, "rsa-1", claims())
+	tok := sign(t, jwt.SigningMethodRS256, keys.rsa, "rsa-1", idpClaims())
 	p := newIdP(t)
 	p.serveRaw(http.StatusBadGateway, "")
 	v, j := jwksVerifier(p, time.Minute)
@@ -434,8 +468,8 @@ func TestJWKSRecoversAfterOutage(t *testing.T) {
 
 func TestJWKSBadDocuments(t *testing.T) {
 	keys := mustKeys(t)
-	tok := sign(t, jwt.SigningMethodES256, keys.ec, "k", claims())
-	rsaTok := sign(t, jwt.SigningMethodRS256, keys.rsa, "k", claims())
+	tok := sign(t, jwt.SigningMethodES256, keys.ec, "k", idpClaims())
+	rsaTok := sign(t, jwt.SigningMethodRS256, keys.rsa, "k", idpClaims())
 
 	ec := ecJWK(t, "k", &keys.ec.PublicKey)
 	offCurve := ec
@@ -570,8 +604,8 @@ func TestJWKSConcurrent(t *testing.T) {
 	p := newIdP(t, rsaJWK("rsa-1", &keys.rsa.PublicKey), ecJWK(t, "ec-1", &keys.ec.PublicKey))
 	v, _ := jwksVerifier(p, time.Hour)
 	toks := []string{
-		sign(t, jwt.SigningMethodRS256, keys.rsa, "rsa-1", claims()),
-		sign(t, jwt.SigningMethodES256, keys.ec, "ec-1", claims()),
+		sign(t, jwt.SigningMethodRS256, keys.rsa, "rsa-1", idpClaims()),
+		sign(t, jwt.SigningMethodES256, keys.ec, "ec-1", idpClaims()),
 	}
 	var wg sync.WaitGroup
 	errs := make(chan error, 40)

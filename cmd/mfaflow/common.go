@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
 
@@ -103,7 +104,10 @@ func productionNotifier(cfg config.Config) notify.Notifier {
 func jwtVerifier(cfg config.Config) *auth.Verifier {
 	v := &auth.Verifier{Leeway: 30 * time.Second}
 	if cfg.JWKSURL != "" {
+		// RequireJWKS has checked both are set: every token must be the
+		// IdP's (iss) and meant for mfaflow (aud).
 		v.Keys = &auth.JWKS{URL: cfg.JWKSURL}
+		v.Issuer, v.Audience = cfg.JWTIssuer, cfg.JWTAudience
 	} else {
 		v.Keys = auth.HS256(cfg.JWTSecret)
 	}
@@ -245,8 +249,10 @@ func serveHTTP(ctx context.Context, addr string, h http.Handler, onListen func(n
 }
 
 // serveListener serves h on ln until ctx ends, then shuts down gracefully.
+// The server bounds reading headers and bodies and writing answers
+// (api.NewHTTPServer).
 func serveListener(ctx context.Context, ln net.Listener, h http.Handler) error {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+	srv := api.NewHTTPServer(h)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(api.Listener(ln)) }() // JSON errors for requests net/http refuses itself
 	select {
@@ -269,4 +275,42 @@ func hostURL(a net.Addr) string {
 		s = net.JoinHostPort("127.0.0.1", port)
 	}
 	return "http://" + s
+}
+
+// metricsSetup applies the metrics settings to deps: /metrics on a
+// listener of its own at MFAFLOW_METRICS_ADDR (withMetrics), else on the API listener behind MFAFLOW_METRICS_TOKEN when set. With
+// neither, publicByDefault keeps /metrics open on the API listener (the dev
+// stack on loopback); serve turns it off instead.
+func metricsSetup(cfg config.Config, deps *api.Deps, publicByDefault bool) {
+	deps.Registry = prometheus.NewRegistry()
+	deps.MetricsToken = cfg.MetricsToken
+	deps.NoMetrics = cfg.MetricsAddr != "" || (cfg.MetricsToken == "" && !publicByDefault)
+}
+
+// withMetrics serves the API (serveAPI) and, when cfg sets a metrics
+// address, deps.Registry's metrics there, until ctx ends or either fails.
+// The metrics listener asks for MFAFLOW_METRICS_TOKEN too when it is set.
+func withMetrics(ctx context.Context, cfg config.Config, deps api.Deps, name string, stdout io.Writer, serveAPI func(ctx context.Context) error) error {
+	if cfg.MetricsAddr == "" {
+		return serveAPI(ctx)
+	}
+	ln, err := net.Listen("tcp", cfg.MetricsAddr)
+	if err != nil {
+		return fmt.Errorf("MFAFLOW_METRICS_ADDR: %w", err)
+	}
+	fmt.Fprintf(stdout, "mfaflow %s: metrics on %s/metrics\n", name, hostURL(ln.Addr()))
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	merr := make(chan error, 1)
+	go func() {
+		err := serveListener(ctx, ln, api.MetricsHandler(deps.Registry, cfg.MetricsToken))
+		cancel() // a failed metrics listener stops the API too
+		merr <- err
+	}()
+	err = serveAPI(ctx)
+	cancel()
+	if mErr := <-merr; err == nil && mErr != nil {
+		err = fmt.Errorf("metrics listener: %w", mErr)
+	}
+	return err
 }

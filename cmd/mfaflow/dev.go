@@ -181,7 +181,7 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	if publicURL == "" {
 		publicURL = apiURL
 	}
-	srv := api.NewServer(api.Deps{
+	deps := api.Deps{
 		Store:            db,
 		Temporal:         tc,
 		ConsoleService:   consoleService(db, keys, outbox, tc, log.With("component", "console"), wa),
@@ -199,9 +199,12 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 			DevLinks: true, DemoSerials: serials, Logger: log.With("component", "web")}),
 		Pages: web.NewPages(web.PagesConfig{DevReviewerToken: sec.ReviewerToken, MaxDocument: appealConfig(cfg, publicURL).MaxDocument,
 			Logger: log.With("component", "web")}),
-	})
+		TrustedProxies: cfg.TrustedProxies,
+	}
+	metricsSetup(cfg, &deps, true)
+	srv := api.NewServer(deps)
 	printBanner(stdout, apiURL, dataDir, tsrv, s3.Endpoint(), cfg.S3Bucket, sec, first, seeded, serials)
-	err = serveListener(ctx, ln, srv)
+	err = withMetrics(ctx, cfg, deps, "dev", stdout, func(ctx context.Context) error { return serveListener(ctx, ln, srv) })
 	fmt.Fprintln(stdout, "mfaflow dev: shutting down")
 	return err
 }

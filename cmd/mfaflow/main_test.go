@@ -37,7 +37,13 @@ func TestRunErrorsNameTheSetting(t *testing.T) {
 			"S3_ACCESS_KEY": "a", "S3_SECRET_KEY": "b", "MFAFLOW_SECRET_KEYS": "k1:not-base64-key-material",
 			"MFAFLOW_CONSOLE_API_KEYS": "console-key-0123456789abcdef", "MFAFLOW_JWT_HS256_SECRET": strings.Repeat("s", 32),
 			"MFAFLOW_NOTIFIER_URL": "http://127.0.0.1:1/notify", "MFAFLOW_NOTIFIER_SECRET": strings.Repeat("n", 32),
+			"MFAFLOW_PUBLIC_URL": "https://mfa.example.com",
 		}, "MFAFLOW_SECRET_KEYS:"},
+		{"serve with JWKS but no issuer", []string{"serve"}, withProd(map[string]string{"MFAFLOW_JWKS_URL": "https://idp.example.com/jwks", "MFAFLOW_JWT_AUDIENCE": "mfaflow"}), "MFAFLOW_JWT_ISSUER: required"},
+		{"serve with JWKS but no audience", []string{"serve"}, withProd(map[string]string{"MFAFLOW_JWKS_URL": "https://idp.example.com/jwks", "MFAFLOW_JWT_ISSUER": "https://idp.example.com/"}), "MFAFLOW_JWT_AUDIENCE: required"},
+		{"serve without public URL", []string{"serve"}, withProd(map[string]string{"MFAFLOW_PUBLIC_URL": ""}), "MFAFLOW_PUBLIC_URL: required"},
+		{"worker without public URL", []string{"worker"}, withProd(map[string]string{"MFAFLOW_PUBLIC_URL": ""}), "MFAFLOW_PUBLIC_URL: required"},
+		{"serve trusting every address", []string{"serve"}, withProd(map[string]string{"MFAFLOW_TRUSTED_PROXIES": "0.0.0.0/0"}), "MFAFLOW_TRUSTED_PROXIES:"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -54,6 +60,22 @@ func TestRunErrorsNameTheSetting(t *testing.T) {
 			}
 		})
 	}
+}
+
+// withProd returns a complete production environment (values only; nothing
+// is reached before the check) changed by m; an empty value unsets.
+func withProd(m map[string]string) map[string]string {
+	env := map[string]string{
+		"TEMPORAL_ADDRESS": "127.0.0.1:7233", "DATABASE_URL": "postgres://x@127.0.0.1:1/x", "S3_ENDPOINT": "127.0.0.1:9000",
+		"S3_ACCESS_KEY": "a", "S3_SECRET_KEY": "b", "MFAFLOW_SECRET_KEYS": "k1:not-base64-key-material",
+		"MFAFLOW_CONSOLE_API_KEYS": "console-key-0123456789abcdef", "MFAFLOW_JWT_HS256_SECRET": strings.Repeat("s", 32),
+		"MFAFLOW_NOTIFIER_URL": "http://127.0.0.1:1/notify", "MFAFLOW_NOTIFIER_SECRET": strings.Repeat("n", 32),
+		"MFAFLOW_PUBLIC_URL": "https://mfa.example.com",
+	}
+	for k, v := range m {
+		env[k] = v
+	}
+	return env
 }
 
 func TestHelp(t *testing.T) {

@@ -42,7 +42,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
-	srv := api.NewServer(api.Deps{
+	deps := api.Deps{
 		Store:            db,
 		Temporal:         tc,
 		ConsoleService:   consoleService(db, keys, notifier, tc, log, wa),
@@ -56,8 +56,16 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		JWT:              jwtVerifier(cfg),
 		Logger:           log,
 		Pages:            web.NewPages(web.PagesConfig{MaxDocument: appealConfig(cfg, cfg.PublicURL).MaxDocument, Logger: log.With("component", "web")}),
-	})
-	return serveHTTP(ctx, cfg.HTTPAddr, srv, func(a net.Addr) {
-		fmt.Fprintf(stdout, "mfaflow serve: listening on %s\n", hostURL(a))
+		TrustedProxies:   cfg.TrustedProxies,
+	}
+	metricsSetup(cfg, &deps, false)
+	if cfg.MetricsAddr == "" && cfg.MetricsToken == "" {
+		log.Info("metrics are off: set MFAFLOW_METRICS_ADDR or MFAFLOW_METRICS_TOKEN to serve /metrics")
+	}
+	srv := api.NewServer(deps)
+	return withMetrics(ctx, cfg, deps, "serve", stdout, func(ctx context.Context) error {
+		return serveHTTP(ctx, cfg.HTTPAddr, srv, func(a net.Addr) {
+			fmt.Fprintf(stdout, "mfaflow serve: listening on %s\n", hostURL(a))
+		})
 	})
 }

@@ -60,15 +60,20 @@ func productionEnv(t *testing.T) map[string]string {
 		"MFAFLOW_JWT_HS256_SECRET": strings.Repeat("j", 32),
 		"MFAFLOW_NOTIFIER_URL":     "http://127.0.0.1:1/notify",
 		"MFAFLOW_NOTIFIER_SECRET":  strings.Repeat("n", 32),
+		"MFAFLOW_PUBLIC_URL":       "https://mfa.example.com",
 	}
 }
 
-var listenLine = regexp.MustCompile(`listening on (http://\S+)`)
+var (
+	listenLine  = regexp.MustCompile(`listening on (http://\S+)`)
+	metricsLine = regexp.MustCompile(`metrics on (http://\S+/metrics)`)
+)
 
 // TestProductionCommands runs migrate, then serve and worker together, as
 // the compose file does, against real PostgreSQL, MinIO and Temporal.
 func TestProductionCommands(t *testing.T) {
 	env := productionEnv(t)
+	env["MFAFLOW_METRICS_ADDR"] = "127.0.0.1:0"
 	getenv := func(k string) string { return env[k] }
 	ctx := context.Background()
 
@@ -118,6 +123,29 @@ func TestProductionCommands(t *testing.T) {
 	}
 	if !strings.Contains(workerOut.String(), "polling task queue") {
 		t.Fatalf("worker did not start:\n%s", workerOut.String())
+	}
+	// /metrics lives on the metrics listener only.
+	m := metricsLine.FindStringSubmatch(serveOut.String())
+	if m == nil {
+		t.Fatalf("serve did not print its metrics listener:\n%s", serveOut.String())
+	}
+	for _, c := range []struct {
+		url  string
+		want int
+	}{{api + "/metrics", http.StatusNotFound}, {m[1], http.StatusOK}} {
+		resp, err := http.Get(c.url)
+		if err != nil {
+			t.Fatalf("GET %s: %v", c.url, err)
+		}
+		body := new(bytes.Buffer)
+		_, _ = body.ReadFrom(resp.Body)
+		_ = resp.Body.Close()
+		if resp.StatusCode != c.want {
+			t.Errorf("GET %s: status %d, want %d", c.url, resp.StatusCode, c.want)
+		}
+		if c.want == http.StatusOK && !strings.Contains(body.String(), "mfaflow_http_requests_total") {
+			t.Errorf("GET %s: no HTTP metrics in\n%s", c.url, body.String())
+		}
 	}
 	stop()
 	for name, ch := range map[string]chan error{"serve": serveErr, "worker": workerErr} {

@@ -29,6 +29,8 @@ type Config struct {
 	ConsoleAPIKeys []string
 	JWTSecret      string
 	JWKSURL        string
+	JWTIssuer      string // "iss" of the IdP's tokens; required with JWKSURL
+	JWTAudience    string // mfaflow's "aud" at the IdP; required with JWKSURL
 	SecretKeys     string // key ring "id:base64key,…"; parsed by the mfa package
 
 	AppealCooldown   time.Duration
@@ -53,6 +55,15 @@ type Config struct {
 	ConsoleURL     string // the console's session-revocation webhook
 	ConsoleSecret  string // HMAC key for the console webhook
 	PublicURL      string // base URL used in links sent to users
+
+	// TrustedProxies are the CIDRs of the reverse proxies whose
+	// X-Forwarded-For names the client; none: forwarded headers are ignored.
+	TrustedProxies []string
+	// MetricsAddr serves /metrics on a listener of its own (and not on the
+	// API's); MetricsToken is the bearer token /metrics on the API's
+	// listener asks for instead.
+	MetricsAddr  string
+	MetricsToken string
 
 	// WebAuthn relying party (the console's domain): security keys are
 	// off in serve/worker while WebAuthnRPID is empty.
@@ -92,6 +103,8 @@ var Vars = []Var{
 	{"MFAFLOW_CONSOLE_API_KEYS", "console-api-keys", "comma-separated bearer keys for the console", func(c *Config, v string) error { return keyList(&c.ConsoleAPIKeys, v) }},
 	{"MFAFLOW_JWT_HS256_SECRET", "jwt-hs256-secret", "HS256 secret for reviewer/admin JWTs", func(c *Config, v string) error { return minLen(&c.JWTSecret, v, 32) }},
 	{"MFAFLOW_JWKS_URL", "jwks-url", "JWKS URL of the company IdP", func(c *Config, v string) error { return httpURL(&c.JWKSURL, v) }},
+	{"MFAFLOW_JWT_ISSUER", "jwt-issuer", "issuer (iss) of the IdP's tokens, checked exactly; required with the JWKS URL", func(c *Config, v string) error { return nonEmpty(&c.JWTIssuer, v) }},
+	{"MFAFLOW_JWT_AUDIENCE", "jwt-audience", "audience (aud) the IdP's tokens must name for mfaflow; required with the JWKS URL", func(c *Config, v string) error { return nonEmpty(&c.JWTAudience, v) }},
 	{"MFAFLOW_SECRET_KEYS", "secret-keys", "key ring for device secrets: id:base64key,… (first encrypts)", func(c *Config, v string) error { c.SecretKeys = v; return nil }},
 	{"MFAFLOW_APPEAL_COOLDOWN", "appeal-cooldown", "cool-down after approval (0 allowed)", func(c *Config, v string) error { return duration(&c.AppealCooldown, v, true) }},
 	{"MFAFLOW_DOCUMENT_DEADLINE", "document-deadline", "deadline for appeal documents", func(c *Config, v string) error { return duration(&c.DocumentDeadline, v, false) }},
@@ -113,6 +126,11 @@ var Vars = []Var{
 	{"MFAFLOW_CONSOLE_URL", "console-url", "console webhook that revokes sessions", func(c *Config, v string) error { return httpURL(&c.ConsoleURL, v) }},
 	{"MFAFLOW_CONSOLE_SECRET", "console-secret", "HMAC key for the console webhook", func(c *Config, v string) error { return minLen(&c.ConsoleSecret, v, 32) }},
 	{"MFAFLOW_PUBLIC_URL", "public-url", "public base URL used in links sent to users", func(c *Config, v string) error { return httpURL(&c.PublicURL, v) }},
+	{"MFAFLOW_TRUSTED_PROXIES", "trusted-proxies", "comma-separated CIDRs of the reverse proxies whose X-Forwarded-For is believed (none: forwarded headers are ignored)", func(c *Config, v string) error {
+		return cidrList(&c.TrustedProxies, v)
+	}},
+	{"MFAFLOW_METRICS_ADDR", "metrics-addr", "serve /metrics on this host:port instead of the API listener", func(c *Config, v string) error { return hostPort(&c.MetricsAddr, v) }},
+	{"MFAFLOW_METRICS_TOKEN", "metrics-token", "bearer token for /metrics on the API listener (when no metrics address is set)", func(c *Config, v string) error { return minLen(&c.MetricsToken, v, 32) }},
 	{"MFAFLOW_WEBAUTHN_RP_ID", "webauthn-rp-id", "WebAuthn relying party id: the console's domain (not an IP address)", func(c *Config, v string) error { return rpID(&c.WebAuthnRPID, v) }},
 	{"MFAFLOW_WEBAUTHN_RP_NAME", "webauthn-rp-name", "WebAuthn relying party name shown by browsers", func(c *Config, v string) error { return nonEmpty(&c.WebAuthnRPName, v) }},
 	{"MFAFLOW_WEBAUTHN_ORIGINS", "webauthn-origins", "comma-separated console origins allowed for WebAuthn (https://console.example.com)", func(c *Config, v string) error {
@@ -121,6 +139,43 @@ var Vars = []Var{
 	{"MFAFLOW_WEBAUTHN_AAGUIDS", "webauthn-aaguids", "optional comma-separated allow-list of authenticator models (AAGUIDs)", func(c *Config, v string) error {
 		return aaguidList(&c.WebAuthnAAGUIDs, v)
 	}},
+}
+
+// cidrList parses comma-separated CIDRs; a bare address stands for itself
+// (/32 or /128). A range holding every address is refused: it would let any
+// client name its own IP.
+func cidrList(dst *[]string, v string) error {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		if !strings.Contains(s, "/") {
+			ip := net.ParseIP(s)
+			if ip == nil {
+				return fmt.Errorf("want CIDRs such as 10.0.0.0/8, got %q", s)
+			}
+			if ip.To4() != nil {
+				s = ip.String() + "/32"
+			} else {
+				s = ip.String() + "/128"
+			}
+		}
+		_, n, err := net.ParseCIDR(s)
+		if err != nil {
+			return fmt.Errorf("want CIDRs such as 10.0.0.0/8, got %q", s)
+		}
+		if ones, _ := n.Mask.Size(); ones == 0 {
+			return fmt.Errorf("%q trusts every address, so any client could set its own IP", s)
+		}
+		out = append(out, n.String())
+	}
+	if len(out) == 0 {
+		return errors.New("no CIDR given")
+	}
+	*dst = out
+	return nil
 }
 
 var rpIDPattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$`)
@@ -259,6 +314,12 @@ func (c Config) RequireProduction(needHTTP bool) error {
 		if c.JWTSecret == "" && c.JWKSURL == "" {
 			return errors.New("MFAFLOW_JWT_HS256_SECRET or MFAFLOW_JWKS_URL: one is required")
 		}
+		if err := c.RequireJWKS(); err != nil {
+			return err
+		}
+	}
+	if c.PublicURL == "" {
+		return fmt.Errorf("MFAFLOW_PUBLIC_URL: required (links in SMS and e-mail must be absolute)")
 	}
 	if c.NotifierURL == "" {
 		return missing("MFAFLOW_NOTIFIER_URL")
@@ -271,6 +332,21 @@ func (c Config) RequireProduction(needHTTP bool) error {
 	}
 	if c.WebAuthnRPID != "" && len(c.WebAuthnOrigins) == 0 {
 		return fmt.Errorf("MFAFLOW_WEBAUTHN_ORIGINS: required with MFAFLOW_WEBAUTHN_RP_ID")
+	}
+	return nil
+}
+
+// RequireJWKS checks that a JWKS URL comes with the issuer and audience
+// every token is checked against. The error names the missing variable.
+func (c Config) RequireJWKS() error {
+	if c.JWKSURL == "" {
+		return nil
+	}
+	if c.JWTIssuer == "" {
+		return errors.New("MFAFLOW_JWT_ISSUER: required with MFAFLOW_JWKS_URL")
+	}
+	if c.JWTAudience == "" {
+		return errors.New("MFAFLOW_JWT_AUDIENCE: required with MFAFLOW_JWKS_URL")
 	}
 	return nil
 }

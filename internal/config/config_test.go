@@ -91,6 +91,8 @@ var (
 		"MFAFLOW_CONSOLE_API_KEYS":  " " + consoleK1 + " , ," + consoleK2 + ",",
 		"MFAFLOW_JWT_HS256_SECRET":  secret32,
 		"MFAFLOW_JWKS_URL":          "https://idp.example.com/.well-known/jwks.json",
+		"MFAFLOW_JWT_ISSUER":        "https://idp.example.com/",
+		"MFAFLOW_JWT_AUDIENCE":      "mfaflow",
 		"MFAFLOW_SECRET_KEYS":       "k1:AAAA,k0:BBBB",
 		"MFAFLOW_APPEAL_COOLDOWN":   "0",
 		"MFAFLOW_DOCUMENT_DEADLINE": "14d",
@@ -110,6 +112,9 @@ var (
 		"MFAFLOW_CONSOLE_URL":       "https://console.example.com/hooks/revoke",
 		"MFAFLOW_CONSOLE_SECRET":    secret32,
 		"MFAFLOW_PUBLIC_URL":        "https://mfa.example.com",
+		"MFAFLOW_TRUSTED_PROXIES":   " 10.0.0.0/8, 192.168.1.7 ,,fd00::/8, 2001:db8::1",
+		"MFAFLOW_METRICS_ADDR":      "0.0.0.0:9090",
+		"MFAFLOW_METRICS_TOKEN":     secret40,
 		"MFAFLOW_WEBAUTHN_RP_ID":    "console.example.com",
 		"MFAFLOW_WEBAUTHN_RP_NAME":  "Example Cloud",
 		"MFAFLOW_WEBAUTHN_ORIGINS":  "https://console.example.com/, https://console.example.cn",
@@ -121,6 +126,8 @@ var (
 		ConsoleAPIKeys:    []string{consoleK1, consoleK2},
 		JWTSecret:         secret32,
 		JWKSURL:           "https://idp.example.com/.well-known/jwks.json",
+		JWTIssuer:         "https://idp.example.com/",
+		JWTAudience:       "mfaflow",
 		SecretKeys:        "k1:AAAA,k0:BBBB",
 		AppealCooldown:    0,
 		DocumentDeadline:  14 * day,
@@ -140,6 +147,9 @@ var (
 		ConsoleURL:        "https://console.example.com/hooks/revoke",
 		ConsoleSecret:     secret32,
 		PublicURL:         "https://mfa.example.com",
+		TrustedProxies:    []string{"10.0.0.0/8", "192.168.1.7/32", "fd00::/8", "2001:db8::1/128"},
+		MetricsAddr:       "0.0.0.0:9090",
+		MetricsToken:      secret40,
 		WebAuthnRPID:      "console.example.com",
 		WebAuthnRPName:    "Example Cloud",
 		WebAuthnOrigins:   []string{"https://console.example.com", "https://console.example.cn"},
@@ -272,6 +282,7 @@ var secretVars = map[string]bool{
 	"MFAFLOW_CONSOLE_API_KEYS": true,
 	"MFAFLOW_NOTIFIER_SECRET":  true,
 	"MFAFLOW_CONSOLE_SECRET":   true,
+	"MFAFLOW_METRICS_TOKEN":    true,
 	"DATABASE_URL":             true, // may carry a password
 }
 
@@ -328,6 +339,15 @@ func TestLoadBadValues(t *testing.T) {
 		{"MFAFLOW_CONSOLE_URL", "//console/revoke"},
 		{"MFAFLOW_CONSOLE_SECRET", "console-secret-too-short"},
 		{"MFAFLOW_PUBLIC_URL", "mfa.example.com"},
+		{"MFAFLOW_JWT_ISSUER", " \t "},
+		{"MFAFLOW_JWT_AUDIENCE", "  "},
+		{"MFAFLOW_TRUSTED_PROXIES", "10.0.0.0/33"},
+		{"MFAFLOW_TRUSTED_PROXIES", "proxy.internal"},
+		{"MFAFLOW_TRUSTED_PROXIES", "10.0.0.0/8,0.0.0.0/0"},
+		{"MFAFLOW_TRUSTED_PROXIES", "::/0"},
+		{"MFAFLOW_TRUSTED_PROXIES", " , "},
+		{"MFAFLOW_METRICS_ADDR", "9090"},
+		{"MFAFLOW_METRICS_TOKEN", "metrics-s3cret-too-short"},
 		{"MFAFLOW_WEBAUTHN_RP_ID", "127.0.0.1"},
 		{"MFAFLOW_WEBAUTHN_RP_ID", "https://console.example.com"},
 		{"MFAFLOW_WEBAUTHN_RP_ID", "console.example.com:443"},
@@ -482,6 +502,7 @@ func TestRequireProduction(t *testing.T) {
 		c.JWTSecret = secret32
 		c.NotifierURL = "http://notifier/send"
 		c.NotifierSecret = secret32
+		c.PublicURL = "https://mfa.example.com"
 		return c
 	}
 	tests := []struct {
@@ -502,7 +523,15 @@ func TestRequireProduction(t *testing.T) {
 		{"no console keys, worker", func(c *config.Config) { c.ConsoleAPIKeys = nil }, false, ""},
 		{"no JWT source, serve", func(c *config.Config) { c.JWTSecret = "" }, true, "MFAFLOW_JWT_HS256_SECRET or MFAFLOW_JWKS_URL: "},
 		{"no JWT source, worker", func(c *config.Config) { c.JWTSecret = "" }, false, ""},
-		{"JWKS instead of secret", func(c *config.Config) { c.JWTSecret = ""; c.JWKSURL = "https://idp/jwks" }, true, ""},
+		{"JWKS instead of secret", func(c *config.Config) {
+			c.JWTSecret, c.JWKSURL, c.JWTIssuer, c.JWTAudience = "", "https://idp/jwks", "https://idp/", "mfaflow"
+		}, true, ""},
+		{"JWKS without issuer", func(c *config.Config) { c.JWKSURL, c.JWTAudience = "https://idp/jwks", "mfaflow" }, true, "MFAFLOW_JWT_ISSUER: "},
+		{"JWKS without audience", func(c *config.Config) { c.JWKSURL, c.JWTIssuer = "https://idp/jwks", "https://idp/" }, true, "MFAFLOW_JWT_AUDIENCE: "},
+		{"JWKS alone", func(c *config.Config) { c.JWTSecret, c.JWKSURL = "", "https://idp/jwks" }, true, "MFAFLOW_JWT_ISSUER: "},
+		{"JWKS without issuer, worker", func(c *config.Config) { c.JWKSURL = "https://idp/jwks" }, false, ""},
+		{"no public URL, serve", func(c *config.Config) { c.PublicURL = "" }, true, "MFAFLOW_PUBLIC_URL: "},
+		{"no public URL, worker", func(c *config.Config) { c.PublicURL = "" }, false, "MFAFLOW_PUBLIC_URL: "},
 		{"no notifier URL", func(c *config.Config) { c.NotifierURL = "" }, false, "MFAFLOW_NOTIFIER_URL: "},
 		{"no notifier secret", func(c *config.Config) { c.NotifierSecret = "" }, true, "MFAFLOW_NOTIFIER_SECRET: "},
 		{"console URL without secret", func(c *config.Config) { c.ConsoleURL = "https://console/revoke" }, true, "MFAFLOW_CONSOLE_SECRET: "},
