@@ -34,7 +34,9 @@ type Client struct {
 }
 
 // New returns a client for the service at baseURL with the console key.
-func New(baseURL, key string) *Client { return &Client{BaseURL: strings.TrimRight(baseURL, "/"), Key: key} }
+func New(baseURL, key string) *Client {
+	return &Client{BaseURL: strings.TrimRight(baseURL, "/"), Key: key}
+}
 
 // Error is a refusal: the answer's status and the document's error body.
 type Error struct {
