@@ -2,12 +2,15 @@ package codec
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
 
 	commonpb "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	workflowpb "go.temporal.io/api/workflow/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
@@ -60,6 +63,7 @@ func walkPayloads(m protoreflect.Message, ids map[string]int) {
 // HistoryClient is the part of client.Client that OpenWorkflowKeys uses.
 type HistoryClient interface {
 	ListWorkflow(ctx context.Context, request *workflowservice.ListWorkflowExecutionsRequest) (*workflowservice.ListWorkflowExecutionsResponse, error)
+	DescribeWorkflowExecution(ctx context.Context, workflowID, runID string) (*workflowservice.DescribeWorkflowExecutionResponse, error)
 	GetWorkflowHistory(ctx context.Context, workflowID string, runID string, isLongPoll bool, filterType enumspb.HistoryEventFilterType) client.HistoryEventIterator
 }
 
@@ -75,11 +79,15 @@ type OpenWorkflow struct {
 }
 
 // OpenWorkflowKeys lists the running workflows of the client's namespace
-// and, from each one's history, the key ids of its encrypted payloads. It
-// reads histories without decrypting them, so it needs no key. It returns
-// the client's errors (Temporal unreachable, visibility refused).
-func OpenWorkflowKeys(ctx context.Context, c HistoryClient, namespace string) ([]OpenWorkflow, error) {
+// and, from each one's history, the key ids of its encrypted payloads. The
+// list comes from visibility, which may lag a start by a moment, so the
+// workflows named in also (the store's open appeals, say) are looked up
+// one by one as well, and kept when running. It reads histories without
+// decrypting them, so it needs no key. It returns the client's errors
+// (Temporal unreachable, visibility refused).
+func OpenWorkflowKeys(ctx context.Context, c HistoryClient, namespace string, also []string) ([]OpenWorkflow, error) {
 	var out []OpenWorkflow
+	seen := map[string]bool{}
 	var page []byte
 	for {
 		resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
@@ -89,26 +97,61 @@ func OpenWorkflowKeys(ctx context.Context, c HistoryClient, namespace string) ([
 			return nil, fmt.Errorf("codec: list open workflows: %w", err)
 		}
 		for _, e := range resp.GetExecutions() {
-			w := OpenWorkflow{ID: e.GetExecution().GetWorkflowId(), RunID: e.GetExecution().GetRunId(),
-				Type: e.GetType().GetName(), Started: e.GetStartTime().AsTime()}
-			ids := map[string]int{}
-			it := c.GetWorkflowHistory(ctx, w.ID, w.RunID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-			for it.HasNext() {
-				ev, err := it.Next()
-				if err != nil {
-					return nil, fmt.Errorf("codec: history of %s: %w", w.ID, err)
-				}
-				PayloadKeyIDs(ev, ids)
+			if seen[e.GetExecution().GetWorkflowId()] {
+				continue
 			}
-			for id := range ids {
-				w.KeyIDs = append(w.KeyIDs, id)
+			w, err := historyKeys(ctx, c, e)
+			if err != nil {
+				return nil, err
 			}
-			slices.Sort(w.KeyIDs)
+			seen[w.ID] = true
 			out = append(out, w)
 		}
 		page = resp.GetNextPageToken()
 		if len(page) == 0 {
-			return out, nil
+			break
 		}
 	}
+	for _, id := range also {
+		if seen[id] {
+			continue
+		}
+		d, err := c.DescribeWorkflowExecution(ctx, id, "")
+		var nf *serviceerror.NotFound
+		switch {
+		case errors.As(err, &nf):
+			continue
+		case err != nil:
+			return nil, fmt.Errorf("codec: describe %s: %w", id, err)
+		case d.GetWorkflowExecutionInfo().GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING:
+			continue
+		}
+		w, err := historyKeys(ctx, c, d.GetWorkflowExecutionInfo())
+		if err != nil {
+			return nil, err
+		}
+		seen[id] = true
+		out = append(out, w)
+	}
+	return out, nil
+}
+
+// historyKeys reads the key ids of one run's history.
+func historyKeys(ctx context.Context, c HistoryClient, e *workflowpb.WorkflowExecutionInfo) (OpenWorkflow, error) {
+	w := OpenWorkflow{ID: e.GetExecution().GetWorkflowId(), RunID: e.GetExecution().GetRunId(),
+		Type: e.GetType().GetName(), Started: e.GetStartTime().AsTime()}
+	ids := map[string]int{}
+	it := c.GetWorkflowHistory(ctx, w.ID, w.RunID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			return w, fmt.Errorf("codec: history of %s: %w", w.ID, err)
+		}
+		PayloadKeyIDs(ev, ids)
+	}
+	for id := range ids {
+		w.KeyIDs = append(w.KeyIDs, id)
+	}
+	slices.Sort(w.KeyIDs)
+	return w, nil
 }

@@ -74,8 +74,17 @@ func TestOpenWorkflowKeysAcrossRotation(t *testing.T) {
 	ns := ts.GetDefaultNamespace()
 	want := []string{newer.CurrentID(), old.CurrentID()}
 	slices.Sort(want)
+	// Named ones are looked up directly, without waiting for visibility;
+	// an unknown id is skipped.
+	open, err := codec.OpenWorkflowKeys(ctx, rc, ns, []string{"no-such-workflow", "wf-rotation"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(open) != 1 || open[0].ID != "wf-rotation" || !slices.Equal(open[0].KeyIDs, want) {
+		t.Fatalf("named workflows: %+v", open)
+	}
 	waitFor(t, "both keys in the open workflow's history", func() bool {
-		open, err := codec.OpenWorkflowKeys(ctx, rc, ns)
+		open, err := codec.OpenWorkflowKeys(ctx, rc, ns, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -92,7 +101,7 @@ func TestOpenWorkflowKeysAcrossRotation(t *testing.T) {
 		t.Fatalf("workflow saw %v", got)
 	}
 	waitFor(t, "no open workflow once it ended", func() bool {
-		open, err := codec.OpenWorkflowKeys(ctx, rc, ns)
+		open, err := codec.OpenWorkflowKeys(ctx, rc, ns, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

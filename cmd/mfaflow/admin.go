@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -135,37 +134,5 @@ func runTokens(ctx context.Context, args []string, getenv func(string) string, s
 		return fmt.Errorf("tokens import: %w", err)
 	}
 	fmt.Fprintf(stdout, "imported %d tokens as batch %s\n", res.Imported, res.BatchID)
-	return nil
-}
-
-// runKeys: "mfaflow keys rotate".
-func runKeys(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "rotate" {
-		return errors.New("usage: mfaflow keys rotate [-batch N]")
-	}
-	var batch int
-	cfg, rest, err := config.LoadWith("keys rotate", args[1:], getenv, func(fs *flag.FlagSet) {
-		fs.IntVar(&batch, "batch", 200, "rows per batch")
-	})
-	if err != nil {
-		return err
-	}
-	if len(rest) > 0 {
-		return fmt.Errorf("unexpected argument %q", rest[0])
-	}
-	st, keys, err := openAdminStore(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	res, err := inventory.Rotate(ctx, st, keys, batch)
-	enc := json.NewEncoder(stdout)
-	for _, r := range res {
-		_ = enc.Encode(r)
-	}
-	if err != nil {
-		return fmt.Errorf("keys rotate: %w", err)
-	}
-	fmt.Fprintf(stdout, "every secret is sealed with key %s\n", keys.CurrentID())
 	return nil
 }

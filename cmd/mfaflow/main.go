@@ -30,7 +30,8 @@ usage:
   mfaflow dev       run everything embedded in one process (no outside servers)
   mfaflow migrate   apply the database migrations to DATABASE_URL
   mfaflow tokens import FILE   import hardware token cards (CSV or PSKC), all or nothing
-  mfaflow keys rotate          re-seal every secret with the current key of MFAFLOW_SECRET_KEYS
+  mfaflow keys rotate          re-seal device and token secrets with the current key of MFAFLOW_SECRET_KEYS
+  mfaflow keys status          what still uses each key of the ring, and when a key can be retired
   mfaflow help      this text; "mfaflow <command> -h" lists the settings
 
 Settings come from environment variables, each also a flag.
