@@ -18,6 +18,7 @@ import (
 func Register(r sdkworker.Registry, a *activities.Activities) {
 	r.RegisterWorkflow(workflows.BindDevice)
 	r.RegisterWorkflow(workflows.UnbindAppeal)
+	r.RegisterWorkflow(workflows.DocumentRetention)
 	r.RegisterActivity(a)
 }
 

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 )
@@ -929,8 +930,36 @@ func UnbindAppeal(ctx workflow.Context, in AppealInput) (AppealState, error) {
 	}
 
 	// Retention: documents are kept for Retention after the appeal closed,
-	// then deleted. A refused appeal never had any.
-	if ok && st.Status != AppealIneligible {
+	// then deleted. A refused appeal never had any. Version 1: a retention
+	// longer than ClosedGrace is handed to a DocumentRetention workflow of
+	// its own after the grace, and the appeal ends.
+	handedOff := false
+	if ok && st.Status != AppealIneligible && workflow.GetVersion(ctx, "retention-apart", workflow.DefaultVersion, 1) == 1 && policy.Retention > ClosedGrace {
+		if err := workflow.Sleep(ctx, st.ClosedAt.Add(ClosedGrace).Sub(workflow.Now(ctx))); err != nil {
+			return st, err
+		}
+		if err := workflow.Await(ctx, func() bool { return idle(laneObjects) }); err != nil {
+			return st, err
+		}
+		deleteAt := st.ClosedAt.Add(policy.Retention)
+		cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+			WorkflowID:        RetentionWorkflowID(in.AppealID),
+			TaskQueue:         TaskQueue,
+			ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_ABANDON,
+		})
+		child := workflow.ExecuteChildWorkflow(cctx, DocumentRetention, RetentionInput{
+			AppealID: in.AppealID, AccountID: in.AccountID, Documents: held, DeleteAt: deleteAt,
+		})
+		err := child.GetChildWorkflowExecution().Get(ctx, nil)
+		var started *temporal.ChildWorkflowExecutionAlreadyStartedError
+		if err == nil || errors.As(err, &started) {
+			handedOff = true
+			note(ctx, "documents kept until "+noteTime(deleteAt)+", then deleted")
+		} else {
+			logger.Error("document retention not handed off; kept here", "appeal_id", in.AppealID, "error", err)
+		}
+	}
+	if ok && st.Status != AppealIneligible && !handedOff {
 		if err := workflow.Sleep(ctx, st.ClosedAt.Add(policy.Retention).Sub(workflow.Now(ctx))); err != nil {
 			return st, err
 		}

@@ -12,6 +12,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/mfaflow/mfaflow/workflows"
 )
@@ -98,6 +99,7 @@ type appealMocks struct {
 	deleteDocs  []workflows.DeleteDocumentsInput
 	unbinds     []workflows.UnbindAllInput
 	revokes     []workflows.RevokeSessionsInput
+	retentions  []workflows.RetentionInput
 	sa          map[string]any // latest value of each search attribute
 	saValues    []string       // every value ever upserted
 }
@@ -166,6 +168,17 @@ func (m *appealMocks) install(env *testsuite.TestWorkflowEnvironment) {
 			defer m.mu.Unlock()
 			m.unbinds = append(m.unbinds, in)
 			return workflows.UnbindAllResult{DeviceIDs: []string{"dev-1"}}, nil
+		}).Maybe()
+	// The document retention after the grace is a workflow of its own:
+	// recorded here, and tested alone in TestDocumentRetention.
+	env.RegisterWorkflow(workflows.DocumentRetention)
+	env.OnWorkflow(workflows.DocumentRetention, mock.Anything, mock.Anything).Return(
+		func(ctx workflow.Context, in workflows.RetentionInput) (workflows.RetentionResult, error) {
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			m.retentions = append(m.retentions, in)
+			m.deleteDocs = append(m.deleteDocs, workflows.DeleteDocumentsInput{AppealID: in.AppealID, AccountID: in.AccountID, Documents: in.Documents})
+			return workflows.RetentionResult{Deleted: len(in.Documents)}, nil
 		}).Maybe()
 	env.OnActivity(a.RevokeSessions, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in workflows.RevokeSessionsInput) error {
@@ -409,7 +422,7 @@ func TestAppealCreateUnavailable(t *testing.T) {
 	if before.Status != "" {
 		t.Fatalf("status before creation %q", before.Status)
 	}
-	if final.Status != workflows.AppealCancelled || !final.DocumentsDeleted {
+	if final.Status != workflows.AppealCancelled || !documentsGone(m, final) {
 		t.Fatalf("final = %+v", final)
 	}
 	if got := count(m.auditActions(), workflows.AuditAppealCreate+":ok"); got != 1 {
@@ -419,7 +432,7 @@ func TestAppealCreateUnavailable(t *testing.T) {
 
 func TestAppealExpiresWithoutDocuments(t *testing.T) {
 	env, m := newAppealEnv(t)
-	beforeRetention := queryAt(t, env, 48*time.Hour+29*24*time.Hour)
+	beforeRetention := queryAt(t, env, 48*time.Hour+workflows.ClosedGrace-time.Hour)
 	states, final := runAppeal(t, env, m, enterpriseAppeal(appealPolicy), []appealStep{
 		{at: 0, update: workflows.UpdateAppealCreate, status: workflows.AppealCollecting},
 		{at: time.Hour, update: workflows.UpdateAddDocument, arg: licence, status: workflows.AppealCollecting},
@@ -430,7 +443,7 @@ func TestAppealExpiresWithoutDocuments(t *testing.T) {
 	if got := states[0]; got.DocumentDeadline.Sub(workflow0(t, final)) != 48*time.Hour || len(got.RequiredDocuments) != 2 {
 		t.Fatalf("create answered %+v", got)
 	}
-	if final.Status != workflows.AppealExpired || final.ClosedAt.IsZero() || !final.DocumentsDeleted {
+	if final.Status != workflows.AppealExpired || final.ClosedAt.IsZero() || !documentsGone(m, final) {
 		t.Fatalf("final = %+v", final)
 	}
 	if beforeRetention.Status != workflows.AppealExpired || beforeRetention.DocumentsDeleted {
@@ -495,7 +508,7 @@ func TestAppealValidators(t *testing.T) {
 		{at: 10 * time.Minute, update: workflows.UpdateCancel, arg: workflows.CancelInput{By: workflows.CancelByOwner}, err: workflows.ErrTypeAppealWrongState},
 		{at: 10 * time.Minute, update: workflows.UpdateAppealCreate, err: workflows.ErrTypeAppealWrongState},
 	})
-	if final.Status != workflows.AppealRejected || !final.DocumentsDeleted {
+	if final.Status != workflows.AppealRejected || !documentsGone(m, final) {
 		t.Fatalf("final = %+v", final)
 	}
 	if got := final.Timeline[len(final.Timeline)-2]; got.Status != workflows.AppealRejected || got.Note != "the photo does not show the ID card" {
@@ -552,7 +565,7 @@ func TestAppealRequestInfoLoop(t *testing.T) {
 	if got := states[8]; got.CoolDownUntil.Sub(workflow0(t, final)) != 52*time.Hour+72*time.Hour {
 		t.Fatalf("cool-down until %v", got.CoolDownUntil)
 	}
-	if final.Status != workflows.AppealUnbound || !final.DocumentsDeleted {
+	if final.Status != workflows.AppealUnbound || !documentsGone(m, final) {
 		t.Fatalf("final = %+v", final)
 	}
 	if len(m.deletedObjs) != 1 || m.deletedObjs[0] != docKey1 {
@@ -758,13 +771,13 @@ func TestAppealUnbindRetried(t *testing.T) {
 	}
 }
 
-// TestAppealRetention: documents stay for the retention period after the
-// appeal closed and are then deleted, every one the appeal ever held; the
-// query works until the workflow completes.
+// TestAppealRetention: a closed appeal keeps answering for ClosedGrace,
+// then hands every document it ever held to a DocumentRetention workflow
+// that deletes them at the end of the retention period, and ends.
 func TestAppealRetention(t *testing.T) {
 	env, m := newAppealEnv(t)
 	const cancelAt = 5 * time.Hour
-	before := queryAt(t, env, cancelAt+30*24*time.Hour-time.Hour)
+	before := queryAt(t, env, cancelAt+workflows.ClosedGrace-time.Hour)
 	_, final := runAppeal(t, env, m, enterpriseAppeal(appealPolicy), []appealStep{
 		{at: 0, update: workflows.UpdateAppealCreate},
 		{at: time.Hour, update: workflows.UpdateAddDocument, arg: licence},
@@ -773,17 +786,20 @@ func TestAppealRetention(t *testing.T) {
 		{at: cancelAt, update: workflows.UpdateCancel, arg: workflows.CancelInput{By: workflows.CancelByApplicant}, status: workflows.AppealCancelled},
 		{at: cancelAt + time.Hour, update: workflows.UpdateAddDocument, arg: photo1, err: workflows.ErrTypeAppealWrongState},
 	})
-	if before.DocumentsDeleted || len(before.Documents) != 2 {
-		t.Fatalf("before retention: %+v", before)
+	if before.Status != workflows.AppealCancelled || len(before.Documents) != 2 {
+		t.Fatalf("during the grace: %+v", before)
 	}
-	if !final.DocumentsDeleted || final.Status != workflows.AppealCancelled {
+	if final.Status != workflows.AppealCancelled || final.DocumentsDeleted {
 		t.Fatalf("final = %+v", final)
 	}
-	if last := final.Timeline[len(final.Timeline)-1]; last.Note != "documents deleted after the retention period" || last.At.Sub(final.ClosedAt) != 30*24*time.Hour {
-		t.Fatalf("deletion in the timeline: %+v (closed %v)", last, final.ClosedAt)
+	if last := final.Timeline[len(final.Timeline)-1]; !strings.HasPrefix(last.Note, "documents kept until") || last.At.Sub(final.ClosedAt) != workflows.ClosedGrace {
+		t.Fatalf("hand-off in the timeline: %+v (closed %v)", last, final.ClosedAt)
+	}
+	if len(m.retentions) != 1 || !m.retentions[0].DeleteAt.Equal(final.ClosedAt.Add(appealPolicy.Retention)) || m.retentions[0].AppealID != final.AppealID {
+		t.Fatalf("retention hand-offs %+v", m.retentions)
 	}
 	if len(m.deleteDocs) != 1 {
-		t.Fatalf("DeleteDocuments ran %d times", len(m.deleteDocs))
+		t.Fatalf("documents handed off %d times", len(m.deleteDocs))
 	}
 	var keys []string
 	for _, d := range m.deleteDocs[0].Documents {
@@ -907,7 +923,7 @@ func TestAppealNoticeOutageHoldsNothing(t *testing.T) {
 		{at: 2*time.Hour + time.Minute, update: workflows.UpdateClaim, arg: r1},
 		{at: 2*time.Hour + 2*time.Minute, update: workflows.UpdateDecide, arg: decide(r1, workflows.DecisionApprove, ""), status: workflows.AppealCoolingDown},
 	})
-	if final.Status != workflows.AppealUnbound || !final.DocumentsDeleted {
+	if final.Status != workflows.AppealUnbound || !documentsGone(m, final) {
 		t.Fatalf("final = %+v", final)
 	}
 	s0 := workflow0(t, final)
@@ -930,5 +946,49 @@ func TestAppealNoticeOutageHoldsNothing(t *testing.T) {
 	}
 	if m.calls.get("notify") <= 3 {
 		t.Errorf("the notifier was tried %d times: the outage was not simulated", m.calls.get("notify"))
+	}
+}
+
+// documentsGone: the appeal deleted its documents itself (a retention
+// within ClosedGrace) or handed them, once, to DocumentRetention with the
+// deletion due at the end of the retention period.
+func documentsGone(m *appealMocks, final workflows.AppealState) bool {
+	if final.DocumentsDeleted {
+		return true
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.retentions) == 1 && m.retentions[0].DeleteAt.Equal(final.ClosedAt.Add(appealPolicy.Retention))
+}
+
+// TestDocumentRetention: the retention workflow deletes the documents at
+// their time, not before, and retries the deletion until it works.
+func TestDocumentRetention(t *testing.T) {
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestWorkflowEnvironment()
+	start := env.Now()
+	deleteAt := start.Add(30 * 24 * time.Hour)
+	var calls int
+	var at time.Time
+	env.OnActivity(a.DeleteDocuments, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in workflows.DeleteDocumentsInput) (workflows.DeleteDocumentsResult, error) {
+			calls++
+			if calls == 1 {
+				return workflows.DeleteDocumentsResult{}, temporal.NewApplicationError("object store down", "Unavailable")
+			}
+			at = env.Now()
+			return workflows.DeleteDocumentsResult{Deleted: len(in.Documents)}, nil
+		})
+	env.ExecuteWorkflow(workflows.DocumentRetention, workflows.RetentionInput{AppealID: "apl_r", AccountID: "acct-r",
+		Documents: []workflows.Document{{Type: workflows.DocIDHoldingPhoto, ObjectKey: "appeals/apl_r/x"}}, DeleteAt: deleteAt})
+	if !env.IsWorkflowCompleted() || env.GetWorkflowError() != nil {
+		t.Fatalf("completed %v, error %v", env.IsWorkflowCompleted(), env.GetWorkflowError())
+	}
+	var out workflows.RetentionResult
+	if err := env.GetWorkflowResult(&out); err != nil || out.Deleted != 1 {
+		t.Fatalf("result %+v, %v", out, err)
+	}
+	if calls != 2 || at.Before(deleteAt) || at.After(deleteAt.Add(time.Minute)) {
+		t.Fatalf("deleted on try %d at %v, due %v", calls, at, deleteAt)
 	}
 }
