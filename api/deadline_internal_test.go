@@ -109,3 +109,56 @@ func TestBodyDeadline(t *testing.T) {
 		}
 	})
 }
+
+// TestAnswerDeadline: a document answer larger than the socket buffers,
+// read at a modest rate, arrives whole past WriteTimeout on a route with
+// answerDeadline, and is cut on one without it.
+func TestAnswerDeadline(t *testing.T) {
+	t.Parallel()
+	const size = 16 << 20
+	s := &Server{deps: Deps{UploadRate: 1 << 20, UploadGrace: time.Second}, engine: gin.New()} // 16 MiB: 17 s
+	doc := func(c *gin.Context) { c.Data(http.StatusOK, "application/octet-stream", make([]byte, size)) }
+	s.engine.GET("/document", s.answerDeadline(func() int64 { return size }), doc)
+	s.engine.GET("/plain", doc)
+	srv := NewHTTPServer(s.engine)
+	srv.WriteTimeout = 500 * time.Millisecond
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(Listener(ln)) }()
+	t.Cleanup(func() { _ = srv.Close() })
+
+	get := func(path string) (int64, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+ln.Addr().String()+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		defer resp.Body.Close()
+		var n int64
+		buf := make([]byte, 256<<10)
+		for { // about 4 MiB/s: 4 s for the document
+			k, err := resp.Body.Read(buf)
+			n += int64(k)
+			if err == io.EOF {
+				return n, nil
+			}
+			if err != nil {
+				return n, err
+			}
+			time.Sleep(60 * time.Millisecond)
+		}
+	}
+	if n, err := get("/document"); err != nil || n != size {
+		t.Errorf("with answerDeadline: read %d bytes, err %v; want all %d", n, err, size)
+	}
+	if n, err := get("/plain"); err == nil && n == size {
+		t.Errorf("without answerDeadline the slow read got all %d bytes: the test does not reach WriteTimeout", n)
+	}
+}

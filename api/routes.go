@@ -56,7 +56,7 @@ func (s *Server) routes() {
 	review.GET("/appeals/:appeal_id", s.handleReviewCase())
 	review.POST("/appeals/:appeal_id/claim", s.handleClaim())
 	review.POST("/appeals/:appeal_id/decision", s.handleDecide())
-	r.GET("/v1/review/documents/:appeal_id/:doc_type", s.handleReviewDocument())
+	r.GET("/v1/review/documents/:appeal_id/:doc_type", s.answerDeadline(s.deps.Appeals.maxDocument), s.handleReviewDocument())
 
 	admin := r.Group("/v1/admin", s.limitBody(), s.requireRole(auth.RoleAdmin))
 	admin.PUT("/accounts/:account_id", s.handlePutAccount())

@@ -220,6 +220,16 @@ func (s *Server) bodyDeadline(max func() int64) gin.HandlerFunc {
 	}
 }
 
+// answerDeadline gives a route whose answer may carry up to max() bytes
+// (a document a reviewer views) the time to send it at UploadRate plus
+// UploadGrace, besides WriteTimeout.
+func (s *Server) answerDeadline(max func() int64) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		_ = http.NewResponseController(c.Writer).SetWriteDeadline(time.Now().Add(WriteTimeout + s.uploadTime(max(), -1)))
+		c.Next()
+	}
+}
+
 // deadlineBody calls set before the first read of the body.
 type deadlineBody struct {
 	io.ReadCloser
