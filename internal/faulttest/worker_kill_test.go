@@ -203,6 +203,7 @@ func TestWorkerSIGKILL(t *testing.T) {
 		"MFAFLOW_SECRET_KEYS="+keys.Encode(),
 		"MFAFLOW_NOTIFIER_URL="+hook.URL+"/notify", "MFAFLOW_NOTIFIER_SECRET="+notifierSecret,
 		"MFAFLOW_CONSOLE_URL="+hook.URL+"/console", "MFAFLOW_CONSOLE_SECRET="+consoleSecret,
+		"MFAFLOW_PUBLIC_URL=https://mfa.example.com",
 	)}
 	if err := w.start(); err != nil {
 		t.Fatal(err)
