@@ -28,8 +28,10 @@ type ringKey struct {
 
 // Keyring holds the AES-256-GCM keys that seal device secrets. The first key
 // seals; every key opens, so keys rotate online: put the new key first, keep
-// the old ones until NeedsReseal is false for every row. Its printed, JSON
-// and slog forms show key ids only; Encode is the one way to get the keys.
+// an old one while anything still uses it: a row NeedsReseal is true for, a
+// keyed hash or a LinkToken made with it, a Temporal payload sealed with it
+// (`mfaflow keys status` reports them). Its printed, JSON and slog forms
+// show key ids only; Encode is the one way to get the keys.
 type Keyring struct {
 	keys []ringKey
 }
