@@ -94,11 +94,22 @@ func temporalPinger(c client.Client) api.Pinger {
 // session revocations through the console's hook.
 func productionNotifier(cfg config.Config) notify.Notifier {
 	n := notify.Router{Default: notify.Webhook{URL: cfg.NotifierURL, Secret: []byte(cfg.NotifierSecret)}}
-	if cfg.ConsoleURL != "" {
+	switch cfg.ConsoleURL {
+	case config.ConsoleURLNone:
+		n.Channels = map[string]notify.Notifier{notify.Console: noSessionRevocation{}}
+	case "":
+	default:
 		n.Channels = map[string]notify.Notifier{notify.Console: notify.Webhook{URL: cfg.ConsoleURL, Secret: []byte(cfg.ConsoleSecret)}}
 	}
 	return n
 }
+
+// noSessionRevocation stands for the console's webhook when the operator
+// set MFAFLOW_CONSOLE_URL=none: the sessions of an unbound account are not
+// revoked by mfaflow, which the operator chose; the message is dropped.
+type noSessionRevocation struct{}
+
+func (noSessionRevocation) Notify(context.Context, notify.Message) error { return nil }
 
 // jwtVerifier builds the reviewer/admin token check: JWKS when set, else HS256.
 func jwtVerifier(cfg config.Config) *auth.Verifier {

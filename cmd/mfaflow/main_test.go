@@ -37,12 +37,14 @@ func TestRunErrorsNameTheSetting(t *testing.T) {
 			"S3_ACCESS_KEY": "a", "S3_SECRET_KEY": "b", "MFAFLOW_SECRET_KEYS": "k1:not-base64-key-material",
 			"MFAFLOW_CONSOLE_API_KEYS": "console-key-0123456789abcdef", "MFAFLOW_JWT_HS256_SECRET": strings.Repeat("s", 32),
 			"MFAFLOW_NOTIFIER_URL": "http://127.0.0.1:1/notify", "MFAFLOW_NOTIFIER_SECRET": strings.Repeat("n", 32),
-			"MFAFLOW_PUBLIC_URL": "https://mfa.example.com",
+			"MFAFLOW_PUBLIC_URL": "https://mfa.example.com", "MFAFLOW_CONSOLE_URL": "none",
 		}, "MFAFLOW_SECRET_KEYS:"},
 		{"serve with JWKS but no issuer", []string{"serve"}, withProd(map[string]string{"MFAFLOW_JWKS_URL": "https://idp.example.com/jwks", "MFAFLOW_JWT_AUDIENCE": "mfaflow"}), "MFAFLOW_JWT_ISSUER: required"},
 		{"serve with JWKS but no audience", []string{"serve"}, withProd(map[string]string{"MFAFLOW_JWKS_URL": "https://idp.example.com/jwks", "MFAFLOW_JWT_ISSUER": "https://idp.example.com/"}), "MFAFLOW_JWT_AUDIENCE: required"},
 		{"serve without public URL", []string{"serve"}, withProd(map[string]string{"MFAFLOW_PUBLIC_URL": ""}), "MFAFLOW_PUBLIC_URL: required"},
 		{"worker without public URL", []string{"worker"}, withProd(map[string]string{"MFAFLOW_PUBLIC_URL": ""}), "MFAFLOW_PUBLIC_URL: required"},
+		{"worker without a session-revocation webhook", []string{"worker"}, withProd(map[string]string{"MFAFLOW_CONSOLE_URL": ""}), "MFAFLOW_CONSOLE_URL: required"},
+		{"worker with a console URL and no secret", []string{"worker"}, withProd(map[string]string{"MFAFLOW_CONSOLE_URL": "https://console.example.com/revoke"}), "MFAFLOW_CONSOLE_SECRET: required"},
 		{"serve trusting every address", []string{"serve"}, withProd(map[string]string{"MFAFLOW_TRUSTED_PROXIES": "0.0.0.0/0"}), "MFAFLOW_TRUSTED_PROXIES:"},
 	}
 	for _, tt := range tests {
@@ -70,7 +72,7 @@ func withProd(m map[string]string) map[string]string {
 		"S3_ACCESS_KEY": "a", "S3_SECRET_KEY": "b", "MFAFLOW_SECRET_KEYS": "k1:not-base64-key-material",
 		"MFAFLOW_CONSOLE_API_KEYS": "console-key-0123456789abcdef", "MFAFLOW_JWT_HS256_SECRET": strings.Repeat("s", 32),
 		"MFAFLOW_NOTIFIER_URL": "http://127.0.0.1:1/notify", "MFAFLOW_NOTIFIER_SECRET": strings.Repeat("n", 32),
-		"MFAFLOW_PUBLIC_URL": "https://mfa.example.com",
+		"MFAFLOW_PUBLIC_URL": "https://mfa.example.com", "MFAFLOW_CONSOLE_URL": "none",
 	}
 	for k, v := range m {
 		env[k] = v

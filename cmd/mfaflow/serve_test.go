@@ -61,6 +61,7 @@ func productionEnv(t *testing.T) map[string]string {
 		"MFAFLOW_NOTIFIER_URL":     "http://127.0.0.1:1/notify",
 		"MFAFLOW_NOTIFIER_SECRET":  strings.Repeat("n", 32),
 		"MFAFLOW_PUBLIC_URL":       "https://mfa.example.com",
+		"MFAFLOW_CONSOLE_URL":      "none",
 	}
 }
 

@@ -41,6 +41,7 @@ var requiredSecrets = []string{
 	"MFAFLOW_JWT_HS256_SECRET",
 	"MFAFLOW_NOTIFIER_URL",
 	"MFAFLOW_NOTIFIER_SECRET",
+	"MFAFLOW_CONSOLE_URL",
 	"MINIO_KMS_SECRET_KEY",
 }
 
@@ -80,6 +81,7 @@ func secretEnv(tb testing.TB) map[string]string {
 		"MFAFLOW_JWT_HS256_SECRET": randomHex(tb, 32),
 		"MFAFLOW_NOTIFIER_URL":     "https://notifier.example.internal/hooks/mfa",
 		"MFAFLOW_NOTIFIER_SECRET":  randomHex(tb, 32),
+		"MFAFLOW_CONSOLE_URL":      "none",
 		"MINIO_KMS_SECRET_KEY":     "mfaflow-key:" + base64.StdEncoding.EncodeToString(key),
 	}
 }

@@ -73,6 +73,10 @@ type Config struct {
 	WebAuthnAAGUIDs []string
 }
 
+// ConsoleURLNone is the MFAFLOW_CONSOLE_URL that runs production without
+// session revocation after an unbind, said explicitly.
+const ConsoleURLNone = "none"
+
 // Defaults returns the documented defaults.
 func Defaults() Config {
 	return Config{
@@ -123,7 +127,13 @@ var Vars = []Var{
 	{"S3_USE_TLS", "s3-use-tls", "use TLS to reach S3 (true|false)", func(c *Config, v string) error { return boolean(&c.S3UseTLS, v) }},
 	{"MFAFLOW_NOTIFIER_URL", "notifier-url", "webhook of the platform notifier (SMS, email)", func(c *Config, v string) error { return httpURL(&c.NotifierURL, v) }},
 	{"MFAFLOW_NOTIFIER_SECRET", "notifier-secret", "HMAC key for the notifier webhook", func(c *Config, v string) error { return minLen(&c.NotifierSecret, v, 32) }},
-	{"MFAFLOW_CONSOLE_URL", "console-url", "console webhook that revokes sessions", func(c *Config, v string) error { return httpURL(&c.ConsoleURL, v) }},
+	{"MFAFLOW_CONSOLE_URL", "console-url", `console webhook that revokes sessions after an unbind, or "none" to run without session revocation`, func(c *Config, v string) error {
+		if strings.TrimSpace(v) == ConsoleURLNone {
+			c.ConsoleURL = ConsoleURLNone
+			return nil
+		}
+		return httpURL(&c.ConsoleURL, v)
+	}},
 	{"MFAFLOW_CONSOLE_SECRET", "console-secret", "HMAC key for the console webhook", func(c *Config, v string) error { return minLen(&c.ConsoleSecret, v, 32) }},
 	{"MFAFLOW_PUBLIC_URL", "public-url", "public base URL used in links sent to users", func(c *Config, v string) error { return httpURL(&c.PublicURL, v) }},
 	{"MFAFLOW_TRUSTED_PROXIES", "trusted-proxies", "comma-separated CIDRs of the reverse proxies whose X-Forwarded-For is believed (none: forwarded headers are ignored)", func(c *Config, v string) error {
@@ -327,7 +337,10 @@ func (c Config) RequireProduction(needHTTP bool) error {
 	if c.NotifierSecret == "" {
 		return missing("MFAFLOW_NOTIFIER_SECRET")
 	}
-	if c.ConsoleURL != "" && c.ConsoleSecret == "" {
+	if c.ConsoleURL == "" {
+		return fmt.Errorf(`MFAFLOW_CONSOLE_URL: required: the console's session-revocation webhook, or "none" to run without session revocation`)
+	}
+	if c.ConsoleURL != ConsoleURLNone && c.ConsoleSecret == "" {
 		return missing("MFAFLOW_CONSOLE_SECRET")
 	}
 	if c.WebAuthnRPID != "" && len(c.WebAuthnOrigins) == 0 {

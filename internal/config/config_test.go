@@ -503,6 +503,7 @@ func TestRequireProduction(t *testing.T) {
 		c.NotifierURL = "http://notifier/send"
 		c.NotifierSecret = secret32
 		c.PublicURL = "https://mfa.example.com"
+		c.ConsoleURL = config.ConsoleURLNone
 		return c
 	}
 	tests := []struct {
@@ -536,7 +537,9 @@ func TestRequireProduction(t *testing.T) {
 		{"no notifier secret", func(c *config.Config) { c.NotifierSecret = "" }, true, "MFAFLOW_NOTIFIER_SECRET: "},
 		{"console URL without secret", func(c *config.Config) { c.ConsoleURL = "https://console/revoke" }, true, "MFAFLOW_CONSOLE_SECRET: "},
 		{"console URL with secret", func(c *config.Config) { c.ConsoleURL = "https://console/revoke"; c.ConsoleSecret = secret32 }, true, ""},
-		{"console secret without URL", func(c *config.Config) { c.ConsoleSecret = secret32 }, true, ""},
+		{"no console URL", func(c *config.Config) { c.ConsoleURL = "" }, false, "MFAFLOW_CONSOLE_URL: "},
+		{"console URL none: no session revocation, said explicitly", func(c *config.Config) { c.ConsoleURL = config.ConsoleURLNone }, false, ""},
+		{"console secret without URL", func(c *config.Config) { c.ConsoleSecret = secret32; c.ConsoleURL = config.ConsoleURLNone }, true, ""},
 		{
 			name:     "several missing: first named",
 			change:   func(c *config.Config) { c.DatabaseURL = ""; c.S3SecretKey = ""; c.NotifierURL = "" },

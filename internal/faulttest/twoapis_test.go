@@ -78,7 +78,7 @@ func TestLockAcrossTwoAPIProcesses(t *testing.T) {
 		"MFAFLOW_CONSOLE_API_KEYS="+consoleKey,
 		"MFAFLOW_JWT_HS256_SECRET="+strings.Repeat("j", 32),
 		"MFAFLOW_NOTIFIER_URL=http://127.0.0.1:1/notify", "MFAFLOW_NOTIFIER_SECRET="+strings.Repeat("n", 32),
-		"MFAFLOW_PUBLIC_URL=https://mfa.example.com",
+		"MFAFLOW_PUBLIC_URL=https://mfa.example.com", "MFAFLOW_CONSOLE_URL=none",
 	)
 	apis := []*apiClient{
 		{base: startServe(t, bin, env), http: &http.Client{Timeout: 30 * time.Second}},
