@@ -3,9 +3,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -217,7 +214,7 @@ func TestReviewNotAnAppeal(t *testing.T) {
 // route's signature check comes before the appeal lookup).
 func (s *stack) signedDocumentLink(id, docType, reviewer string) string {
 	exp := strconv.FormatInt(time.Now().Add(time.Minute).Unix(), 10)
-	mac := hmac.New(sha256.New, s.keys.DeriveKey("document-links"))
-	fmt.Fprintf(mac, "%s\x00%s\x00%s\x00%s", id, docType, reviewer, exp)
-	return fmt.Sprintf("/v1/review/documents/%s/%s?r=%s&exp=%s&sig=%s", id, docType, url.QueryEscape(reviewer), exp, hex.EncodeToString(mac.Sum(nil)))
+	// As the server signs since b704873: a LinkToken of the ring.
+	sig := s.keys.LinkToken("document-links", fmt.Appendf(nil, "%s\x00%s\x00%s\x00%s", id, docType, reviewer, exp))
+	return fmt.Sprintf("/v1/review/documents/%s/%s?r=%s&exp=%s&sig=%s", id, docType, url.QueryEscape(reviewer), exp, sig)
 }
