@@ -116,8 +116,32 @@ type Account struct {
 	RealName    RealName    `json:"real_name"`
 	Company     Company     `json:"company"`
 	LoginMethod LoginMethod `json:"login_method"`
-	CreatedAt   time.Time   `json:"created_at"`
-	UpdatedAt   time.Time   `json:"updated_at"`
+	// Locale is the language of the messages to the owner: "zh-CN" or
+	// "en"; empty means DefaultLocale.
+	Locale string `json:"locale"`
+	// TimeZone is the IANA zone of the times in those messages; empty
+	// means DefaultTimeZone.
+	TimeZone  string    `json:"time_zone"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// The directory's defaults of Account.Locale and Account.TimeZone.
+const (
+	DefaultLocale   = "zh-CN"
+	DefaultTimeZone = "Asia/Shanghai"
+)
+
+// WithDefaults returns a with an empty Locale or TimeZone set to its
+// default; PutAccount stores it so.
+func (a Account) WithDefaults() Account {
+	if a.Locale == "" {
+		a.Locale = DefaultLocale
+	}
+	if a.TimeZone == "" {
+		a.TimeZone = DefaultTimeZone
+	}
+	return a
 }
 
 // AuditEntry is one append-only audit record. Details never hold secrets,

@@ -17,13 +17,14 @@ import (
 func (db *DB) PutAccount(ctx context.Context, a store.Account) (bool, error) {
 	now := dbutil.Now()
 	var created bool
+	a = a.WithDefaults()
 	err := db.tx(ctx, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `INSERT INTO accounts (id, type, bound_phone, email, real_name_verified, real_name,
-			id_number, company_name, company_reg_number, login_method, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)
+			id_number, company_name, company_reg_number, login_method, locale, time_zone, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $12, $13, $11, $11)
 			ON CONFLICT (id) DO NOTHING`,
 			a.ID, a.Type, a.BoundPhone, a.Email, a.RealName.Verified, a.RealName.Name, a.RealName.IDNumber,
-			a.Company.Name, a.Company.RegNumber, a.LoginMethod, now)
+			a.Company.Name, a.Company.RegNumber, a.LoginMethod, now, a.Locale, a.TimeZone)
 		if err != nil {
 			return err
 		}
@@ -31,9 +32,9 @@ func (db *DB) PutAccount(ctx context.Context, a store.Account) (bool, error) {
 		if !created {
 			if _, err := tx.Exec(ctx, `UPDATE accounts SET type = $2, bound_phone = $3, email = $4,
 				real_name_verified = $5, real_name = $6, id_number = $7, company_name = $8,
-				company_reg_number = $9, login_method = $10, updated_at = $11 WHERE id = $1`,
+				company_reg_number = $9, login_method = $10, updated_at = $11, locale = $12, time_zone = $13 WHERE id = $1`,
 				a.ID, a.Type, a.BoundPhone, a.Email, a.RealName.Verified, a.RealName.Name, a.RealName.IDNumber,
-				a.Company.Name, a.Company.RegNumber, a.LoginMethod, now); err != nil {
+				a.Company.Name, a.Company.RegNumber, a.LoginMethod, now, a.Locale, a.TimeZone); err != nil {
 				return err
 			}
 			if _, err := tx.Exec(ctx, "DELETE FROM account_logins WHERE account_id = $1", a.ID); err != nil {
@@ -77,7 +78,7 @@ func (db *DB) FindAccountByLogin(ctx context.Context, kind store.LoginKind, id s
 // account loads the one account matching where, with its logins.
 func (db *DB) account(ctx context.Context, where string, args ...any) (store.Account, error) {
 	rows, _ := db.pool.Query(ctx, `SELECT a.id, a.type, a.bound_phone, a.email, a.real_name_verified, a.real_name,
-		a.id_number, a.company_name, a.company_reg_number, a.login_method, a.created_at, a.updated_at,
+		a.id_number, a.company_name, a.company_reg_number, a.login_method, a.locale, a.time_zone, a.created_at, a.updated_at,
 		l.kind, l.login_id
 		FROM accounts a LEFT JOIN account_logins l ON l.account_id = a.id
 		WHERE `+where+` ORDER BY l.position`, args...)
@@ -87,7 +88,7 @@ func (db *DB) account(ctx context.Context, where string, args ...any) (store.Acc
 	for rows.Next() {
 		var kind, loginID *string
 		if err := rows.Scan(&a.ID, &a.Type, &a.BoundPhone, &a.Email, &a.RealName.Verified, &a.RealName.Name,
-			&a.RealName.IDNumber, &a.Company.Name, &a.Company.RegNumber, &a.LoginMethod, &a.CreatedAt, &a.UpdatedAt,
+			&a.RealName.IDNumber, &a.Company.Name, &a.Company.RegNumber, &a.LoginMethod, &a.Locale, &a.TimeZone, &a.CreatedAt, &a.UpdatedAt,
 			&kind, &loginID); err != nil {
 			return store.Account{}, classify(err)
 		}

@@ -18,12 +18,13 @@ type scanner interface{ Scan(dest ...any) error }
 func (db *DB) PutAccount(ctx context.Context, a store.Account) (bool, error) {
 	now := micros(dbutil.Now())
 	var created bool
+	a = a.WithDefaults()
 	err := db.tx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO accounts (id, type, bound_phone, email, real_name_verified, real_name,
-			id_number, company_name, company_reg_number, login_method, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
+			id_number, company_name, company_reg_number, login_method, locale, time_zone, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
 			a.ID, string(a.Type), a.BoundPhone, a.Email, a.RealName.Verified, a.RealName.Name, a.RealName.IDNumber,
-			a.Company.Name, a.Company.RegNumber, string(a.LoginMethod), now, now)
+			a.Company.Name, a.Company.RegNumber, string(a.LoginMethod), a.Locale, a.TimeZone, now, now)
 		if err != nil {
 			return err
 		}
@@ -35,9 +36,9 @@ func (db *DB) PutAccount(ctx context.Context, a store.Account) (bool, error) {
 		if !created {
 			if _, err := tx.ExecContext(ctx, `UPDATE accounts SET type = ?, bound_phone = ?, email = ?,
 				real_name_verified = ?, real_name = ?, id_number = ?, company_name = ?,
-				company_reg_number = ?, login_method = ?, updated_at = ? WHERE id = ?`,
+				company_reg_number = ?, login_method = ?, locale = ?, time_zone = ?, updated_at = ? WHERE id = ?`,
 				string(a.Type), a.BoundPhone, a.Email, a.RealName.Verified, a.RealName.Name, a.RealName.IDNumber,
-				a.Company.Name, a.Company.RegNumber, string(a.LoginMethod), now, a.ID); err != nil {
+				a.Company.Name, a.Company.RegNumber, string(a.LoginMethod), a.Locale, a.TimeZone, now, a.ID); err != nil {
 				return err
 			}
 			if _, err := tx.ExecContext(ctx, "DELETE FROM account_logins WHERE account_id = ?", a.ID); err != nil {
@@ -82,7 +83,7 @@ func (db *DB) FindAccountByLogin(ctx context.Context, kind store.LoginKind, id s
 // statement so the account and its logins agree.
 func (db *DB) account(ctx context.Context, where string, args ...any) (store.Account, error) {
 	rows, err := db.r.QueryContext(ctx, `SELECT a.id, a.type, a.bound_phone, a.email, a.real_name_verified, a.real_name,
-		a.id_number, a.company_name, a.company_reg_number, a.login_method, a.created_at, a.updated_at,
+		a.id_number, a.company_name, a.company_reg_number, a.login_method, a.locale, a.time_zone, a.created_at, a.updated_at,
 		l.kind, l.login_id
 		FROM accounts a LEFT JOIN account_logins l ON l.account_id = a.id
 		WHERE `+where+` ORDER BY l.position`, args...)
@@ -96,7 +97,7 @@ func (db *DB) account(ctx context.Context, where string, args ...any) (store.Acc
 		var kind, loginID sql.NullString
 		var created, updated sql.NullInt64
 		if err := rows.Scan(&a.ID, &a.Type, &a.BoundPhone, &a.Email, &a.RealName.Verified, &a.RealName.Name,
-			&a.RealName.IDNumber, &a.Company.Name, &a.Company.RegNumber, &a.LoginMethod, &created, &updated,
+			&a.RealName.IDNumber, &a.Company.Name, &a.Company.RegNumber, &a.LoginMethod, &a.Locale, &a.TimeZone, &created, &updated,
 			&kind, &loginID); err != nil {
 			return store.Account{}, classify(err)
 		}

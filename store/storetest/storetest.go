@@ -148,6 +148,7 @@ func testAccounts(t *testing.T, s store.Store) {
 		}
 		want := account("acc-1", qq, mail) // the repeated login is dropped
 		want.CreatedAt, want.UpdatedAt = got.CreatedAt, got.UpdatedAt
+		want.Locale, want.TimeZone = store.DefaultLocale, store.DefaultTimeZone // none given: the defaults
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("GetAccount =\n%+v\nwant\n%+v", got, want)
 		}
@@ -177,6 +178,25 @@ func testAccounts(t *testing.T, s store.Store) {
 		}
 		if _, err := s.FindAccountByLogin(c, qq.Kind, qq.ID); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("login removed by replace still found: %v", err)
+		}
+	})
+	t.Run("locale and time zone", func(t *testing.T) {
+		a := account("acc-lang")
+		a.Locale, a.TimeZone = "en", "Europe/Berlin"
+		_, err := s.PutAccount(c, a)
+		must(t, err)
+		got, err := s.GetAccount(c, "acc-lang")
+		must(t, err)
+		if got.Locale != "en" || got.TimeZone != "Europe/Berlin" {
+			t.Errorf("locale, time zone = %q, %q, want en, Europe/Berlin", got.Locale, got.TimeZone)
+		}
+		a.Locale, a.TimeZone = "", "" // a replace without them goes back to the defaults
+		_, err = s.PutAccount(c, a)
+		must(t, err)
+		got, err = s.GetAccount(c, "acc-lang")
+		must(t, err)
+		if got.Locale != store.DefaultLocale || got.TimeZone != store.DefaultTimeZone {
+			t.Errorf("after a replace without them: %q, %q, want %q, %q", got.Locale, got.TimeZone, store.DefaultLocale, store.DefaultTimeZone)
 		}
 	})
 	t.Run("no logins", func(t *testing.T) {

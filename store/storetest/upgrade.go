@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/mfaflow/mfaflow/store"
+	"github.com/mfaflow/mfaflow/store/pgstore"
+	"github.com/mfaflow/mfaflow/store/sqlitestore"
 )
 
 // Upgrader is a store whose migrations can be applied up to a version; the
@@ -152,8 +154,10 @@ func RunUpgradeFrom3(t *testing.T, open func(t *testing.T) Upgrader) {
 	}
 
 	now := time.Date(2026, 5, 1, 8, 0, 0, 0, time.UTC)
-	_, err := s.PutAccount(c, account("acc-up", store.Login{Kind: store.LoginQQ, ID: "10001"}))
-	must(t, err)
+	// The account row is written as release 0003 wrote it: today's
+	// PutAccount needs the columns of 0007.
+	putAccountV3(t, s, now)
+	var err error
 	_, err = s.AppendAudit(c, store.AuditEntry{At: now, Actor: "console", Action: "device.bind", Outcome: "ok",
 		AccountID: "acc-up", Subject: "dev", Details: map[string]string{"k": "v"}})
 	must(t, err)
@@ -201,8 +205,6 @@ func RunUpgradeFrom3(t *testing.T, open func(t *testing.T) Upgrader) {
 		t.Helper()
 		var sn snapshot
 		var err error
-		sn.Account, err = s.GetAccount(c, "acc-up")
-		must(t, err)
 		sn.Audit, err = s.ListAudit(c, store.AuditFilter{})
 		must(t, err)
 		sn.Outbox, err = s.ListOutbox(c, "", 0)
@@ -234,6 +236,14 @@ func RunUpgradeFrom3(t *testing.T, open func(t *testing.T) Upgrader) {
 
 	if after := take(); !reflect.DeepEqual(after, before) {
 		t.Errorf("after the upgrade:\n%+v\nwant\n%+v", after, before)
+	}
+	acct, err := s.GetAccount(c, "acc-up")
+	must(t, err)
+	wantAcct := account("acc-up", store.Login{Kind: store.LoginQQ, ID: "10001"})
+	wantAcct.Locale, wantAcct.TimeZone = store.DefaultLocale, store.DefaultTimeZone // 0007's defaults
+	wantAcct.CreatedAt, wantAcct.UpdatedAt = now, now
+	if !reflect.DeepEqual(acct, wantAcct) {
+		t.Errorf("account after the upgrade:\n%+v\nwant\n%+v", acct, wantAcct)
 	}
 
 	t.Run("rules kept", func(t *testing.T) {
@@ -320,4 +330,32 @@ func RunUpgradeFrom5(t *testing.T, open func(t *testing.T) Upgrader) {
 	if _, err := s.CreateDevice(c, app); err == nil {
 		t.Fatal("the rebuilt devices table lost its primary key")
 	}
+}
+
+// putAccountV3 writes the directory entry account("acc-up", qq 10001) with
+// created and updated at as the schema of release 0003 holds it.
+func putAccountV3(t *testing.T, s Upgrader, at time.Time) {
+	t.Helper()
+	a := account("acc-up")
+	cols := `INSERT INTO accounts (id, type, bound_phone, email, real_name_verified, real_name, id_number,
+		company_name, company_reg_number, login_method, created_at, updated_at) `
+	var err error
+	switch db := s.(type) {
+	case *pgstore.DB:
+		err = db.ExecRaw(ctx(t), cols+"VALUES ($1, $2, $3, $4, $5, $6, $7, '', '', $8, $9, $9)",
+			a.ID, string(a.Type), a.BoundPhone, a.Email, a.RealName.Verified, a.RealName.Name, a.RealName.IDNumber, string(a.LoginMethod), at)
+		if err == nil {
+			err = db.ExecRaw(ctx(t), "INSERT INTO account_logins (kind, login_id, account_id, position) VALUES ('qq', '10001', $1, 0)", a.ID)
+		}
+	case *sqlitestore.DB:
+		err = db.ExecRaw(ctx(t), cols+"VALUES (?, ?, ?, ?, ?, ?, ?, '', '', ?, ?, ?)",
+			a.ID, string(a.Type), a.BoundPhone, a.Email, a.RealName.Verified, a.RealName.Name, a.RealName.IDNumber, string(a.LoginMethod),
+			at.UnixMicro(), at.UnixMicro())
+		if err == nil {
+			err = db.ExecRaw(ctx(t), "INSERT INTO account_logins (kind, login_id, account_id, position) VALUES ('qq', '10001', ?, 0)", a.ID)
+		}
+	default:
+		t.Fatalf("putAccountV3: no release-0003 insert for %T", s)
+	}
+	must(t, err)
 }
