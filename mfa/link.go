@@ -63,3 +63,42 @@ func linkMAC(key, msg []byte) string {
 	m.Write(msg)
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
+
+// ShortLinkMACLen is the length of the MAC at the end of a
+// ShortLinkToken: 22 base64url characters, the first 132 bits of the
+// LinkToken's HMAC-SHA256.
+const ShortLinkMACLen = 22
+
+// ShortLinkToken is LinkToken with its MAC cut to ShortLinkMACLen
+// characters (132 bits), for links that must be short, such as the one in
+// an SMS: the id of the current key followed by the cut MAC. It returns ""
+// for a nil or empty ring.
+func (k *Keyring) ShortLinkToken(label string, msg []byte) string {
+	t := k.LinkToken(label, msg)
+	if t == "" {
+		return ""
+	}
+	return t[:len(t)-LinkMACLen+ShortLinkMACLen]
+}
+
+// ExpandShortLinkToken checks short, a ShortLinkToken of msg under label
+// made with any key of the ring, and returns the LinkToken of msg made
+// with that same key, so a short link made before a rotation works while
+// its key stays in the ring. A short token always names its key. The MACs
+// are compared in constant time. It reports false for a nil or empty ring
+// or a token that does not check.
+func (k *Keyring) ExpandShortLinkToken(label string, msg []byte, short string) (token string, ok bool) {
+	if k == nil || len(short) <= ShortLinkMACLen {
+		return "", false
+	}
+	id, mac := short[:len(short)-ShortLinkMACLen], short[len(short)-ShortLinkMACLen:]
+	key, found := k.DeriveKeyFor(id, label)
+	if !found {
+		return "", false
+	}
+	full := linkMAC(key, msg)
+	if !hmac.Equal([]byte(mac), []byte(full[:ShortLinkMACLen])) {
+		return "", false
+	}
+	return id + full, true
+}

@@ -67,3 +67,52 @@ func TestLinkTokenSurvivesRotation(t *testing.T) {
 		t.Fatal("a nil ring made a token")
 	}
 }
+
+func TestShortLinkTokenSurvivesRotation(t *testing.T) {
+	oldRing, err := ParseKeyring("old:" + b64key(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rotated, err := ParseKeyring("new:" + b64key(2) + ",old:" + b64key(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	retired, err := ParseKeyring("new:" + b64key(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := []byte("apl_1")
+	short, full := oldRing.ShortLinkToken("cancel", msg), oldRing.LinkToken("cancel", msg)
+	if len(short) != len("old")+ShortLinkMACLen || short != full[:len(short)] {
+		t.Fatalf("short token %q: want the key id and the first %d characters of the MAC of %q", short, ShortLinkMACLen, full)
+	}
+	flip := []byte(short)
+	flip[len(flip)-1] ^= 1 // still base64url: only the MAC's last bits change
+	tests := []struct {
+		name  string
+		ring  *Keyring
+		msg   string
+		short string
+		want  string
+	}{
+		{"same ring", oldRing, "apl_1", short, full},
+		{"after rotation", rotated, "apl_1", short, full},
+		{"new key after rotation", rotated, "apl_1", rotated.ShortLinkToken("cancel", msg), rotated.LinkToken("cancel", msg)},
+		{"key removed", retired, "apl_1", short, ""},
+		{"other message", rotated, "apl_1x", short, ""},
+		{"one bit off", rotated, "apl_1", string(flip), ""},
+		{"no key id", rotated, "apl_1", short[len("old"):], ""},
+		{"key id swapped", rotated, "apl_1", "new" + short[len("old"):], ""},
+		{"full token is not short", rotated, "apl_1", full, ""},
+		{"empty", rotated, "apl_1", "", ""},
+		{"nil ring", nil, "apl_1", short, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := tt.ring.ExpandShortLinkToken("cancel", []byte(tt.msg), tt.short)
+			if got != tt.want || ok != (tt.want != "") {
+				t.Fatalf("ExpandShortLinkToken = %q, %v; want %q", got, ok, tt.want)
+			}
+		})
+	}
+}
