@@ -229,6 +229,7 @@ type Store interface {
 	RecoveryCodeStore
 	WebAuthnStore
 	Unbinder
+	SessionStore
 }
 
 // DeviceType is the kind of an MFA device.
