@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -117,6 +118,7 @@ type option struct {
 
 // pageData is what every page template gets; each page uses its part.
 type pageData struct {
+	texts
 	Title    string
 	Script   string // the page's script under /static/
 	Reviewer bool   // the reviewer layout (header, sign-in card)
@@ -128,9 +130,25 @@ type pageData struct {
 	CancelToken string
 
 	DevReviewerToken string
+	// View is the queue's view: "todo" (waiting for review, and the
+	// appeals that need a second approval from someone else) unless the
+	// reviewer chose a status.
+	View             string
 	StatusOptions    []option
 	TypeOptions      []option
 	SLAOptions       []option
+}
+
+// MaxDocumentText is the upload limit in words.
+func (d pageData) MaxDocumentText() string {
+	return strconv.FormatInt(d.MaxDocument>>20, 10) + " MB"
+}
+
+// page starts the data of a page in the reader's language.
+func (p *Pages) page(w http.ResponseWriter, r *http.Request, script, titleID string) pageData {
+	l := pageLang(w, r)
+	x := newTexts(r, l, "common.js", script)
+	return pageData{texts: x, Title: x.T(titleID), Script: script, MaxDocument: p.cfg.MaxDocument}
 }
 
 func (p *Pages) render(w http.ResponseWriter, r *http.Request, name string, d pageData) {
@@ -146,51 +164,47 @@ func (p *Pages) render(w http.ResponseWriter, r *http.Request, name string, d pa
 }
 
 // appealIDParam returns the valid ?id= of r, or "" with a notice.
-func appealIDParam(r *http.Request) (id, notice string) {
+func appealIDParam(r *http.Request, x texts) (id, notice string) {
 	id = r.URL.Query().Get("id")
 	if id == "" || appealIDPattern.MatchString(id) {
 		return id, ""
 	}
-	return "", "There is no appeal " + id + ": appeal ids look like apl_ followed by letters and digits."
+	return "", x.T("page.notice.bad_id", "ID", id)
 }
 
 func (p *Pages) serveAppeal(w http.ResponseWriter, r *http.Request) {
-	id, notice := appealIDParam(r)
-	p.render(w, r, "appeal.html", pageData{Title: "Lost phone: unbind MFA by appeal", Script: "appeal.js",
-		Notice: notice, AppealID: id, MaxDocument: p.cfg.MaxDocument})
+	d := p.page(w, r, "appeal.js", "page.appeal.title")
+	d.AppealID, d.Notice = appealIDParam(r, d.texts)
+	p.render(w, r, "appeal.html", d)
 }
 
 func (p *Pages) serveAppealStatus(w http.ResponseWriter, r *http.Request) {
-	id, notice := appealIDParam(r)
-	p.render(w, r, "appeal_status.html", pageData{Title: "Appeal status", Script: "appeal_status.js", Notice: notice, AppealID: id,
-		MaxDocument: p.cfg.MaxDocument})
+	d := p.page(w, r, "appeal_status.js", "page.astatus.title")
+	d.AppealID, d.Notice = appealIDParam(r, d.texts)
+	p.render(w, r, "appeal_status.html", d)
 }
 
 func (p *Pages) serveOwnerCancel(w http.ResponseWriter, r *http.Request) {
-	d := pageData{Title: "Cancel an MFA unbind appeal", Script: "owner_cancel.js"}
+	d := p.page(w, r, "owner_cancel.js", "page.owner.title")
 	id, token := r.PathValue("id"), r.URL.Query().Get("token")
 	switch {
 	case !appealIDPattern.MatchString(id):
-		d.Notice = "This cancel link is damaged: there is no appeal " + id + ". Open the link from the message again, or copy it whole."
+		d.Notice = d.T("page.owner.bad_id", "ID", id)
 	case !cancelTokenPattern.MatchString(token):
-		d.Notice = "This cancel link is damaged: its token is missing or cut short. Open the link from the message again, or copy it whole."
+		d.Notice = d.T("page.owner.bad_token")
 	default:
 		d.AppealID, d.CancelToken = id, token
 	}
 	p.render(w, r, "owner_cancel.html", d)
 }
 
-// appealStatusLabels name the statuses a reviewer filters by.
-var appealStatusLabels = []option{
-	{Value: "pending_review", Label: "Waiting for review"},
-	{Value: "in_review", Label: "In review"},
-	{Value: "collecting_documents", Label: "Collecting documents"},
-	{Value: "cooling_down", Label: "Approved, cooling down"},
-	{Value: "unbound", Label: "Unbound"},
-	{Value: "rejected", Label: "Rejected"},
-	{Value: "cancelled", Label: "Cancelled"},
-	{Value: "expired", Label: "Expired"},
-}
+// queueStatuses are the statuses a reviewer filters by, in the queue's
+// order; their labels are the badges' words (page.st.<status>).
+var queueStatuses = []string{"pending_review", "in_review", "collecting_documents", "cooling_down", "unbound", "rejected", "cancelled", "expired"}
+
+// secondApproval is the queue's filter value for the appeals one reviewer
+// approved that wait for a second, different one.
+const secondApproval = "second_approval"
 
 // options returns all (first) and choices with the one equal to v selected.
 func options(all string, choices []option, v string) []option {
@@ -206,23 +220,32 @@ func options(all string, choices []option, v string) []option {
 
 func (p *Pages) serveReviewQueue(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	status := "pending_review" // the queue proper, unless the reviewer chose
+	d := p.page(w, r, "review_queue.js", "page.queue.title")
+	d.Reviewer, d.DevReviewerToken = true, p.cfg.DevReviewerToken
+	// The default view is the work to do: appeals waiting for review and
+	// those that need a second approval (from someone else than the first
+	// approver), unless the reviewer chose a status.
+	status, view := "todo", "todo"
 	if q.Has("status") {
-		status = q.Get("status")
+		status, view = q.Get("status"), "list"
 	}
-	p.render(w, r, "review_queue.html", pageData{
-		Title: "Review queue", Script: "review_queue.js", Reviewer: true, DevReviewerToken: p.cfg.DevReviewerToken,
-		StatusOptions: options("Any status", appealStatusLabels, status),
-		TypeOptions:   options("Any type", []option{{Value: "personal", Label: "Personal"}, {Value: "enterprise", Label: "Enterprise"}}, q.Get("type")),
-		SLAOptions:    options("Any", []option{{Value: "true", Label: "SLA breached"}, {Value: "false", Label: "Within SLA"}}, q.Get("sla_breached")),
-	})
+	choices := []option{{Value: "todo", Label: d.T("page.queue.todo")}, {Value: secondApproval, Label: d.T("page.st.second_approval")}}
+	for _, s := range queueStatuses {
+		choices = append(choices, option{Value: s, Label: d.T("page.st." + s)})
+	}
+	d.View = view
+	d.StatusOptions = options(d.T("page.queue.any_status"), choices, status)
+	d.TypeOptions = options(d.T("page.queue.any_type"), []option{{Value: "personal", Label: d.T("page.type.personal")}, {Value: "enterprise", Label: d.T("page.type.enterprise")}}, q.Get("type"))
+	d.SLAOptions = options(d.T("page.queue.any"), []option{{Value: "true", Label: d.T("page.sla.breached")}, {Value: "false", Label: d.T("page.sla.ok")}}, q.Get("sla_breached"))
+	p.render(w, r, "review_queue.html", d)
 }
 
 func (p *Pages) serveReviewCase(w http.ResponseWriter, r *http.Request) {
-	id, notice := appealIDParam(r)
-	if id == "" && notice == "" {
-		notice = "No appeal chosen: open a case from the review queue."
+	d := p.page(w, r, "review_case.js", "page.case.title")
+	d.Reviewer, d.DevReviewerToken = true, p.cfg.DevReviewerToken
+	d.AppealID, d.Notice = appealIDParam(r, d.texts)
+	if d.AppealID == "" && d.Notice == "" {
+		d.Notice = d.T("page.case.none_chosen")
 	}
-	p.render(w, r, "review_case.html", pageData{Title: "Appeal case", Script: "review_case.js", Reviewer: true,
-		Notice: notice, AppealID: id, DevReviewerToken: p.cfg.DevReviewerToken})
+	p.render(w, r, "review_case.html", d)
 }

@@ -8,6 +8,7 @@
 (function () {
   const m = window.mfaflow;
   const $ = m.$;
+  const t = m.t;
   const root = $("appeal");
   const maxDocument = Number(root.dataset.maxDocument) || 10 * 1024 * 1024;
   const allowedTypes = ["image/jpeg", "image/png", "application/pdf"];
@@ -19,17 +20,17 @@
   const fieldInput = { applicant_type: "type-personal", account_login: "login_id" };
   // What to say for each field the API refuses; the API's message is the fallback.
   const fieldHelp = {
-    applicant_type: "Choose a personal or an enterprise account.",
-    account_id: "Enter the cloud account ID: letters, digits, '.', '_' or '-'.",
-    account_login: "Choose what the account was registered with and enter that QQ number, e-mail address, WeChat ID or official account ID.",
-    bound_phone: "Enter the mainland mobile number bound to the account (11 digits).",
-    name: "Enter the name exactly as on the ID card.",
-    id_number: "Enter the 18-character ID number; its last character is a check digit, so a typo shows here.",
-    contact_phone: "Enter a mainland mobile number (11 digits) where we can reach you now.",
-    company_name: "Enter the company name exactly as on the business licence.",
-    company_reg_number: "Enter the 18-character unified social credit code; its last character is a check character, so a typo shows here.",
+    applicant_type: "page.appeal.h_applicant_type",
+    account_id: "page.appeal.h_account_id",
+    account_login: "page.appeal.h_account_login",
+    bound_phone: "page.appeal.h_bound_phone",
+    name: "page.appeal.h_name",
+    id_number: "page.appeal.h_id_number",
+    contact_phone: "page.appeal.h_contact_phone",
+    company_name: "page.appeal.h_company_name",
+    company_reg_number: "page.appeal.h_company_reg_number",
   };
-  const loginLabels = { qq: "QQ number", email: "E-mail address", wechat: "WeChat ID", wechat_official: "WeChat official account ID" };
+  const loginLabels = { qq: "page.login_id.qq", email: "page.login_id.email", wechat: "page.login_id.wechat", wechat_official: "page.login_id.wechat_official" };
 
   function applicantType() {
     return $("type-enterprise").checked ? "enterprise" : "personal";
@@ -40,11 +41,11 @@
     const company = $("company");
     company.hidden = !enterprise;
     company.disabled = !enterprise; // hidden inputs must not block the form
-    $("name-label").textContent = enterprise ? "The applicant's name" : "Your name";
+    $("name-label").textContent = enterprise ? t("page.appeal.applicant_name") : t("page.appeal.your_name");
   }
 
   function loginKindChanged() {
-    $("login_id_label").textContent = loginLabels[$("login_kind").value] || "Account login";
+    $("login_id_label").textContent = t(loginLabels[$("login_kind").value] || "page.login_id.other");
   }
 
   function clearErrors() {
@@ -79,7 +80,7 @@
 
   function formError(message) {
     m.result($("form-error"), message, "error");
-    m.status("The appeal was not filed: see the message in the form.", "error");
+    m.status(t("page.appeal.not_filed"), "error");
     $("form-error").scrollIntoView({ block: "center" });
   }
 
@@ -102,43 +103,40 @@
 
   function filingError(e) {
     if (!(e instanceof m.APIError)) {
-      formError("Something went wrong: " + e.message);
+      formError(t("page.appeal.wrong", { error: e.message }));
       return;
     }
     switch (e.code) {
       case "invalid_field":
-        if (fieldError(e.field, fieldHelp[e.field] || e.message)) {
-          m.status("Check the highlighted field.", "error");
+        if (fieldError(e.field, fieldHelp[e.field] ? t(fieldHelp[e.field]) : e.message)) {
+          m.status(t("page.appeal.check_field"), "error");
           return;
         }
-        formError("Check your details: " + e.message);
+        formError(t("page.appeal.check_details", { error: e.message }));
         return;
       case "real_name_not_verified":
-        formError("This account has not completed real-name verification, so its MFA device cannot be unbound by appeal. " +
-          "Complete real-name verification for the account first; then you can file the appeal.");
+        formError(t("page.appeal.e_real_name"));
         return;
       case "identity_mismatch":
-        formError("The details do not match the account's real-name record. Check the account, its login, the bound phone, " +
-          "the name and the ID number" + (applicantType() === "enterprise" ? ", and the company details" : "") +
-          ": they must be exactly those of the verified owner.");
+        formError(t(applicantType() === "enterprise" ? "page.appeal.e_mismatch_enterprise" : "page.appeal.e_mismatch"));
         return;
       case "no_mfa_bound":
-        formError("This account has no MFA device bound, so there is nothing to unbind. Sign in with the account's password.");
+        formError(t("page.appeal.e_no_mfa"));
         return;
       case "rate_limited":
-        formError("Too many appeals were filed from this network or for this account. Try again " + m.waitText(e.retryAfter) + ".");
+        formError(t("page.appeal.e_rate", { wait: m.waitText(e.retryAfter) }));
         return;
       case "appeal_in_progress":
-        formError("An appeal for this account is already open. Follow it on its status page, or wait until it is closed.");
+        formError(t("page.appeal.e_in_progress"));
         return;
       default:
-        formError("The appeal could not be filed: " + e.message + " (" + e.code + ").");
+        formError(t("page.appeal.e_other", { error: m.errorText(e) }));
     }
   }
 
   async function fileAppeal() {
     clearErrors();
-    m.status("Checking the account…");
+    m.status(t("page.appeal.checking"));
     const r = await m.call("POST", "/v1/appeals", { json: body() });
     m.store(m.appealTokenKey(r.appeal_id), r.access_token);
     m.store("mfaflow.appeal.last", r.appeal_id);
@@ -146,15 +144,15 @@
     // The id goes in the URL so a reload resumes here; the token never does.
     history.replaceState(null, "", "/appeal?id=" + encodeURIComponent(r.appeal_id));
     showUploadStep(r.document_deadline);
-    m.status("Appeal filed. Now upload the documents.", "ok");
+    m.status(t("page.appeal.filed_status"), "ok");
   }
 
   function showUploadStep(deadline) {
     $("appeal-form").hidden = true;
     $("upload-step").hidden = false;
-    let text = "Appeal " + appeal.id + " is filed.";
+    let text = t("page.appeal.filed", { id: appeal.id });
     if (m.isSet(deadline)) {
-      text += " Upload the documents and submit it by " + m.formatTime(deadline) + ".";
+      text += " " + t("page.appeal.filed_by", { time: m.formatTime(deadline) });
     }
     $("filed").textContent = text;
     $("access-token").textContent = appeal.token;
@@ -187,7 +185,7 @@
   function uploaded(type, name, r) {
     appeal.uploaded.add(type);
     docResult(type, m.el("span", {},
-      "Uploaded" + (name ? " " + name : "") + ": " + m.formatSize(r.size) + ", SHA-256 ",
+      t("page.appeal.uploaded", { name: name ? " " + name : "", size: m.formatSize(r.size) }) + " SHA-256 ",
       m.el("code", { className: "hash" }, r.sha256 || "")), "ok");
     updateSubmit();
   }
@@ -198,15 +196,15 @@
       return;
     }
     if (file.size > maxDocument) {
-      docResult(type, file.name + " is too large (" + m.formatSize(file.size) + "); the limit is " + m.formatSize(maxDocument) + ".", "error");
+      docResult(type, t("page.appeal.too_large", { name: file.name, size: m.formatSize(file.size), max: m.formatSize(maxDocument) }), "error");
       return;
     }
     if (file.size === 0) {
-      docResult(type, file.name + " is empty.", "error");
+      docResult(type, t("page.appeal.empty", { name: file.name }), "error");
       return;
     }
     const wasUploaded = appeal.uploaded.has(type);
-    docResult(type, "Uploading " + file.name + " (" + m.formatSize(file.size) + ")…");
+    docResult(type, t("page.appeal.uploading", { name: file.name, size: m.formatSize(file.size) }));
     input.disabled = true;
     $("submit-appeal").disabled = true;
     try {
@@ -214,20 +212,20 @@
         token: appeal.token, body: file, contentType: allowedTypes.includes(file.type) ? file.type : file.type || "application/octet-stream",
       });
       uploaded(type, file.name, r);
-      m.status(m.docLabel(type) + " uploaded.", "ok");
+      m.status(t("page.appeal.doc_uploaded", { doc: m.docLabel(type) }), "ok");
     } catch (e) {
       let msg;
       if (e instanceof m.APIError && e.httpStatus === 413) {
-        msg = file.name + " is too large. Send a smaller photo or scan (at most " + m.formatSize(maxDocument) + ").";
+        msg = t("page.appeal.e_413", { name: file.name, max: m.formatSize(maxDocument) });
       } else if (e instanceof m.APIError && e.httpStatus === 415) {
-        msg = file.name + " is not accepted: send a JPEG, PNG or PDF file (its content is checked, not just its name).";
+        msg = t("page.appeal.e_415", { name: file.name });
       } else if (e instanceof m.APIError && e.code === "deadline_passed") {
-        msg = "The document deadline has passed; this appeal can no longer take documents.";
+        msg = t("page.appeal.e_deadline");
       } else {
-        msg = file.name + " was not uploaded: " + e.message + (e.code ? " (" + e.code + ")" : "") + ".";
+        msg = t("page.appeal.e_upload", { name: file.name, error: m.errorText(e) });
       }
       if (wasUploaded) {
-        msg += " The earlier upload is kept.";
+        msg += " " + t("page.appeal.earlier_kept");
       }
       docResult(type, msg, "error");
       m.status(msg, "error");
@@ -239,17 +237,17 @@
   }
 
   async function submit() {
-    m.status("Submitting…");
+    m.status(t("page.appeal.submitting"));
     try {
       await m.call("POST", "/v1/appeals/" + encodeURIComponent(appeal.id) + "/submit", { token: appeal.token });
     } catch (e) {
       if (e instanceof m.APIError && e.code === "documents_missing") {
-        m.status("Upload every required document before submitting.", "error");
+        m.status(t("page.appeal.e_docs_missing"), "error");
         return;
       }
       throw e;
     }
-    m.status("Submitted. Opening the status page…", "ok");
+    m.status(t("page.appeal.submitted"), "ok");
     location.assign("/appeal/status?id=" + encodeURIComponent(appeal.id));
   }
 
@@ -257,9 +255,9 @@
   async function resume(id) {
     const token = m.load(m.appealTokenKey(id));
     if (!token) {
-      m.status("This tab does not hold the access token of appeal " + id + ". Open its status page and paste the token.", "error");
+      m.status(t("page.appeal.no_token", { id: id }), "error");
       $("appeal-form").hidden = true;
-      const link = m.el("a", { href: "/appeal/status?id=" + encodeURIComponent(id) }, "Open the status page");
+      const link = m.el("a", { href: "/appeal/status?id=" + encodeURIComponent(id) }, t("page.appeal.open_status"));
       $("status").append(" ", link);
       return;
     }
@@ -276,7 +274,7 @@
         uploaded(d.type, "", d);
       }
     }
-    m.status("Appeal " + id + ": upload the documents, then submit.", "ok");
+    m.status(t("page.appeal.resumed", { id: id }), "ok");
   }
 
   function init() {
@@ -292,12 +290,12 @@
       input.addEventListener("change", () => upload(t, input));
     }
     $("submit-appeal").addEventListener("click", m.busy($("submit-appeal"), submit, function (e) {
-      m.status("The appeal was not submitted: " + e.message + (e.code ? " (" + e.code + ")" : "") + ".", "error");
+      m.status(t("page.appeal.e_submit", { error: m.errorText(e) }), "error");
     }, updateSubmit));
     const id = root.dataset.appealId;
     if (id) {
       resume(id).catch(function (e) {
-        m.status("Appeal " + id + " could not be loaded: " + e.message + ".", "error");
+        m.status(t("page.appeal.e_resume", { id: id, error: m.errorText(e) }), "error");
       });
     }
   }

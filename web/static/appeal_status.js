@@ -7,6 +7,7 @@
 (function () {
   const m = window.mfaflow;
   const $ = m.$;
+  const t = m.t;
   const root = $("appeal-status");
   const pollMillis = 3000;
   const cancellable = ["collecting_documents", "pending_review", "in_review", "cooling_down"];
@@ -38,14 +39,14 @@
     for (const d of docs || []) {
       const li = m.el("li", {}, m.el("strong", {}, m.docLabel(d.type)), ": ");
       if (d.uploaded) {
-        li.append("uploaded " + m.formatTime(d.uploaded_at) + ", " + m.formatSize(d.size) + ", SHA-256 ", m.el("code", { className: "hash" }, d.sha256 || ""));
+        li.append(t("page.astatus.doc_uploaded", { time: m.formatTime(d.uploaded_at), size: m.formatSize(d.size) }) + " SHA-256 ", m.el("code", { className: "hash" }, d.sha256 || ""));
       } else {
-        li.append(m.el("span", { className: "muted" }, "not uploaded yet"));
+        li.append(m.el("span", { className: "muted" }, t("page.astatus.doc_missing")));
       }
       list.append(li);
     }
     if (!list.children.length) {
-      list.append(m.el("li", { className: "muted" }, "No documents."));
+      list.append(m.el("li", { className: "muted" }, t("page.astatus.no_docs")));
     }
   }
 
@@ -60,7 +61,7 @@
       list.append(li);
     }
     if (!list.children.length) {
-      list.append(m.el("li", { className: "muted" }, "Nothing yet."));
+      list.append(m.el("li", { className: "muted" }, t("page.astatus.nothing_yet")));
     }
   }
 
@@ -76,10 +77,10 @@
 
     const deadline = $("deadline");
     if (r.status === "collecting_documents" && m.isSet(r.document_deadline)) {
-      deadline.textContent = "Documents are due by " + m.formatTime(r.document_deadline) + "; after that the appeal expires.";
+      deadline.textContent = t("page.astatus.due", { time: m.formatTime(r.document_deadline) });
       deadline.hidden = false;
     } else if (r.status === "cooling_down" && m.isSet(r.cool_down_until)) {
-      deadline.textContent = "The safety period ends and the MFA device is unbound at " + m.formatTime(r.cool_down_until) + ".";
+      deadline.textContent = t("page.astatus.unbind_at", { time: m.formatTime(r.cool_down_until) });
       deadline.hidden = false;
     } else {
       deadline.hidden = true;
@@ -106,21 +107,22 @@
     } catch (e) {
       if (e instanceof m.APIError && (e.httpStatus === 401 || e.httpStatus === 403)) {
         m.store(m.appealTokenKey(id), null);
-        askToken("The access token is not valid for appeal " + id + ". Paste the right one.", "error");
+        askToken(t("page.astatus.bad_token", { id: id }), "error");
         return;
       }
       if (e instanceof m.APIError && e.httpStatus === 404) {
-        m.status("There is no appeal " + id + ".", "error");
+        m.status(t("page.common.no_appeal", { id: id }), "error");
         return;
       }
-      m.status("The status could not be loaded: " + e.message + ". Retrying…", "error");
+      m.status(t("page.astatus.retrying", { error: e.message }), "error");
       timer = setTimeout(refresh, pollMillis * 2);
       return;
     }
     const changed = last !== null && last !== r.status;
     render(r);
     const open = !m.finalStatuses.includes(r.status);
-    m.status((changed ? "The appeal is now: " : "Status: ") + m.statusLabel(r.status) + (open ? " (updates by itself)" : "") + ".", changed || !open ? "ok" : "");
+    const key = changed ? (open ? "page.astatus.now_open" : "page.astatus.now") : (open ? "page.astatus.is_open" : "page.astatus.is");
+    m.status(t(key, { status: m.statusLabel(r.status) }), changed || !open ? "ok" : "");
     if (open) {
       timer = setTimeout(refresh, pollMillis);
     }
@@ -129,7 +131,7 @@
   function start() {
     token = m.load(m.appealTokenKey(id)) || "";
     if (!token) {
-      askToken("Paste the appeal's access token to see it.");
+      askToken(t("page.astatus.paste"));
       return;
     }
     refresh();
@@ -138,7 +140,7 @@
   async function cancel() {
     const r = await m.call("POST", "/v1/appeals/" + encodeURIComponent(id) + "/cancel", { token: token });
     $("cancel-confirm").hidden = true;
-    m.status("The appeal is " + m.statusLabel(r.status).toLowerCase() + ".", "ok");
+    m.status(t("page.astatus.cancelled", { status: m.statusLabel(r.status) }), "ok");
     await refresh();
   }
 
@@ -154,7 +156,7 @@
       const newID = $("appeal-id").value.trim();
       const newToken = $("access-token").value.trim();
       if (!/^apl_[A-Za-z0-9_-]{1,64}$/.test(newID)) {
-        m.status("That is not an appeal ID: it starts with apl_.", "error");
+        m.status(t("page.astatus.not_id"), "error");
         $("appeal-id").focus();
         return;
       }
@@ -174,12 +176,12 @@
       $("cancel").focus();
     });
     $("cancel-yes").addEventListener("click", m.busy($("cancel-yes"), cancel, function (e) {
-      const msg = e.code === "wrong_state" ? "The appeal can no longer be cancelled: it has moved on." : "The appeal was not cancelled: " + e.message + ".";
+      const msg = e.code === "wrong_state" ? t("page.astatus.e_moved_on") : t("page.astatus.e_cancel", { error: m.errorText(e) });
       m.status(msg, "error");
       refresh();
     }));
     if (!id) {
-      askToken("Enter the appeal ID and its access token.");
+      askToken(t("page.astatus.enter"));
       return;
     }
     start();

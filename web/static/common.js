@@ -6,6 +6,26 @@
 window.mfaflow = (function () {
   const $ = (id) => document.getElementById(id);
 
+  // The page's language (<html lang>) and its texts: the server renders the
+  // catalog texts this page's scripts use as JSON (#i18n-dict). t(key, vars)
+  // returns one with {name} filled from vars; a key the page lacks comes
+  // back as itself, which the tests look for.
+  const lang = document.documentElement.lang || "zh-CN";
+  let dict = {};
+  try {
+    dict = JSON.parse(($("i18n-dict") || {}).textContent || "{}");
+  } catch (e) {
+    dict = {};
+  }
+  function t(key, vars) {
+    const s = Object.prototype.hasOwnProperty.call(dict, key) ? dict[key] : key;
+    return s.replace(/\{(\w+)\}/g, (all, name) => (vars && vars[name] !== undefined ? String(vars[name]) : all));
+  }
+  // plural picks key_one or key_other by n (Chinese has one form: both say the same).
+  function plural(key, n, vars) {
+    return t(new Intl.PluralRules(lang).select(n) === "one" ? key + "_one" : key + "_other", Object.assign({ n: n }, vars));
+  }
+
   class APIError extends Error {
     constructor(code, message, httpStatus, field, retryAfter) {
       super(message);
@@ -22,7 +42,9 @@ window.mfaflow = (function () {
   // field.
   async function call(method, path, opts) {
     opts = opts || {};
-    const init = { method: method, headers: { Accept: "application/json" }, credentials: "omit", cache: "no-store" };
+    // Accept-Language is the page's language, so that the API's error
+    // messages come in the language the reader chose.
+    const init = { method: method, headers: { Accept: "application/json", "Accept-Language": lang }, credentials: "omit", cache: "no-store" };
     if (opts.token) {
       init.headers.Authorization = "Bearer " + opts.token;
     }
@@ -37,7 +59,7 @@ window.mfaflow = (function () {
     try {
       res = await fetch(path, init);
     } catch (e) {
-      throw new APIError("network_error", "the server cannot be reached; check the connection and try again", 0, "", null);
+      throw new APIError("network_error", t("page.err.network"), 0, "", null);
     }
     let data = null;
     try {
@@ -46,7 +68,7 @@ window.mfaflow = (function () {
       data = null;
     }
     if (!res.ok) {
-      const err = (data && data.error) || { code: "http_" + res.status, message: res.statusText || "the request failed" };
+      const err = (data && data.error) || { code: "http_" + res.status, message: t("page.err.http", { status: res.status }) };
       throw new APIError(err.code, err.message, res.status, err.field, res.headers.get("Retry-After"));
     }
     return data || {};
@@ -73,14 +95,26 @@ window.mfaflow = (function () {
     return e;
   }
 
-  // status sets the page's status line.
+  // status sets the page's status line, a live region: an unchanged
+  // message is not written again, so a screen reader announces changes only.
   function status(message, kind) {
     const s = $("status");
     if (!s) {
       return;
     }
-    s.textContent = message;
-    s.className = "status" + (kind ? " " + kind : "");
+    const cls = "status" + (kind ? " " + kind : "");
+    if (s.textContent !== message) {
+      s.textContent = message;
+    }
+    if (s.className !== cls) {
+      s.className = cls;
+    }
+  }
+
+  // errorText says an API error in words: the API's message, which follows
+  // the page's language, with its code for support.
+  function errorText(e) {
+    return e.message + (e.code && e.code !== "network_error" ? " (" + e.code + ")" : "");
   }
 
   function result(node, message, kind) {
@@ -94,12 +128,17 @@ window.mfaflow = (function () {
     return !!t && !String(t).startsWith("0001-01-01");
   }
 
+  // formatTime shows a time in the reader's own time zone (the browser's),
+  // in the page's language, with the zone's offset.
+  const timeFormat = new Intl.DateTimeFormat(lang, {
+    year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", hour12: false, timeZoneName: "shortOffset",
+  });
   function formatTime(t) {
     if (!isSet(t)) {
       return "—";
     }
     const d = new Date(t);
-    return isNaN(d) ? String(t) : d.toLocaleString();
+    return isNaN(d) ? String(t) : timeFormat.format(d);
   }
 
   function formatSize(n) {
@@ -108,7 +147,7 @@ window.mfaflow = (function () {
       return "";
     }
     if (n < 1024) {
-      return n + " bytes";
+      return t("page.size.bytes", { n: n });
     }
     if (n < 1024 * 1024) {
       return (n / 1024).toFixed(1) + " KB";
@@ -119,42 +158,44 @@ window.mfaflow = (function () {
   function waitText(seconds) {
     const s = Number(seconds);
     if (!(s > 0)) {
-      return "later";
+      return t("page.wait.later");
     }
     if (s < 90) {
-      return "in " + Math.ceil(s) + " seconds";
+      return plural("page.wait.seconds", Math.ceil(s));
     }
     if (s < 90 * 60) {
-      return "in " + Math.ceil(s / 60) + " minutes";
+      return plural("page.wait.minutes", Math.ceil(s / 60));
     }
-    return "in " + Math.ceil(s / 3600) + " hours";
+    return plural("page.wait.hours", Math.ceil(s / 3600));
   }
 
-  // statusWords say each appeal status in words, with what happens next.
-  const statusWords = {
-    collecting_documents: ["Waiting for your documents", "Upload the required documents and submit the appeal before the deadline."],
-    pending_review: ["Submitted, waiting for review", "A reviewer will check the details and documents. The account's bound phone and e-mail were told about the appeal."],
-    in_review: ["Being reviewed", "A reviewer is checking the appeal."],
-    cooling_down: ["Approved, waiting out the safety period", "The MFA device will be unbound when the safety period ends. Until then the account owner can cancel, and using the device cancels the appeal."],
-    unbound: ["Unbound: the MFA device was removed", "Sign in with the account's password, then bind a new MFA device in security settings."],
-    rejected: ["Rejected", "The appeal was not approved. The reason is in the timeline; you may file a new appeal."],
-    cancelled: ["Cancelled", "The appeal was cancelled; the MFA device stays bound."],
-    expired: ["Expired", "The documents were not submitted before the deadline. You may file a new appeal."],
-    ineligible: ["Not eligible", "The account cannot be unbound by appeal."],
+  // statusKeys name each appeal status's words (the badge, the same as the
+  // queue's filter) and what happens next.
+  const statusKeys = {
+    collecting_documents: ["page.st.collecting_documents", "page.st_explain.collecting_documents"],
+    pending_review: ["page.st.pending_review", "page.st_explain.pending_review"],
+    in_review: ["page.st.in_review", "page.st_explain.in_review"],
+    cooling_down: ["page.st.cooling_down", "page.st_explain.cooling_down"],
+    unbound: ["page.st.unbound", "page.st_explain.unbound"],
+    rejected: ["page.st.rejected", "page.st_explain.rejected"],
+    cancelled: ["page.st.cancelled", "page.st_explain.cancelled"],
+    expired: ["page.st.expired", "page.st_explain.expired"],
+    ineligible: ["page.st.ineligible", "page.st_explain.ineligible"],
   };
+  const statusWords = {};
+  for (const [s, keys] of Object.entries(statusKeys)) {
+    statusWords[s] = [t(keys[0]), t(keys[1])];
+  }
   const finalStatuses = ["unbound", "rejected", "cancelled", "expired", "ineligible"];
 
   function statusLabel(s) {
     return (statusWords[s] || [s])[0];
   }
 
-  const docLabels = {
-    id_holding_photo: "Photo of the applicant holding their ID card",
-    business_licence: "Business licence",
-  };
+  const docKeys = { id_holding_photo: "page.doc.id_holding_photo", business_licence: "page.doc.business_licence" };
 
-  function docLabel(t) {
-    return docLabels[t] || t;
+  function docLabel(d) {
+    return docKeys[d] ? t(docKeys[d]) : d;
   }
 
   // Storage in the tab's sessionStorage; a browser that refuses it gets an
@@ -241,23 +282,23 @@ window.mfaflow = (function () {
     function render() {
       const tok = current();
       if (!tok) {
-        who.textContent = "Not signed in. Paste your reviewer token to continue.";
+        who.textContent = t("page.auth.paste");
         form.hidden = false;
         forget.hidden = true;
         return;
       }
       const c = claims(tok);
-      let text = "Signed in as " + (c.sub || "an unknown reviewer");
+      let text = t("page.auth.signed_in", { sub: c.sub || t("page.auth.unknown") });
       if (Array.isArray(c.roles)) {
         text += " (" + c.roles.join(", ") + ")";
       }
       if (c.exp) {
-        text += "; the token expires " + formatTime(new Date(c.exp * 1000).toISOString());
+        text += t("page.auth.expires", { time: formatTime(new Date(c.exp * 1000).toISOString()) });
       }
       if (!load(key) && dev) {
-        text += ". Dev stack: the page carries the dev reviewer token.";
+        text += t("page.auth.dev");
       }
-      who.textContent = text + ".";
+      who.textContent = text + t("page.common.stop");
       form.hidden = true;
       forget.hidden = !load(key);
     }
@@ -295,7 +336,7 @@ window.mfaflow = (function () {
   }
 
   return {
-    $, el, APIError, call, status, result, isSet, formatTime, formatSize, waitText,
+    $, el, t, plural, lang, errorText, APIError, call, status, result, isSet, formatTime, formatSize, waitText,
     statusWords, finalStatuses, statusLabel, docLabel, store, load, appealTokenKey, busy, reviewerAuth,
   };
 })();

@@ -7,6 +7,7 @@
 (function () {
   const m = window.mfaflow;
   const $ = m.$;
+  const t = m.t;
   const root = $("owner-cancel");
   const id = root.dataset.appealId;
   const token = root.dataset.token;
@@ -14,10 +15,9 @@
   const out = $("result");
 
   async function cancel() {
-    m.result(out, "Cancelling…");
+    m.result(out, t("page.owner.cancelling"));
     const r = await m.call("POST", "/v1/appeals/" + encodeURIComponent(id) + "/cancel", { json: { token: token } });
-    m.result(out, "The appeal is " + m.statusLabel(r.status).toLowerCase() + ". Nobody will unbind the MFA device through it. " +
-      "If you did not file it, change the account's password now.", "ok");
+    m.result(out, t("page.owner.done", { status: m.statusLabel(r.status) }), "ok");
     button.hidden = true;
   }
 
@@ -25,16 +25,16 @@
     let msg;
     switch (e.code) {
       case "unauthorized":
-        msg = "This cancel link is not valid. Open the link from the message again, or copy it whole.";
+        msg = t("page.owner.e_link");
         break;
       case "wrong_state":
-        msg = "This appeal can no longer be cancelled: it is already closed (unbound, rejected, cancelled or expired).";
+        msg = t("page.owner.e_closed");
         break;
       case "not_found":
-        msg = "There is no such appeal.";
+        msg = t("page.owner.e_not_found");
         break;
       default:
-        msg = "The appeal was not cancelled: " + e.message + ". Try again.";
+        msg = t("page.owner.e_other", { error: m.errorText(e) });
     }
     m.result(out, msg, "error");
   }

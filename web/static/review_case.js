@@ -7,22 +7,34 @@
 (function () {
   const m = window.mfaflow;
   const $ = m.$;
+  const t = m.t;
   const root = $("review-case");
   const id = root.dataset.appealId;
   let auth = null;
   let current = null; // the case as last loaded
 
-  const loginKinds = { qq: "QQ", email: "E-mail", wechat: "WeChat", wechat_official: "WeChat official account" };
-
-  // Errors of claim and decision, in words.
-  const actionErrors = {
-    self_review: "You cannot review this appeal: it is on your own account (or you filed it). Another reviewer must take it.",
-    same_reviewer: "You have already approved this appeal. Its policy needs a second, different reviewer to approve it.",
-    not_assignee: "Claim the appeal before deciding it (another reviewer may hold it).",
-    wrong_state: "The appeal is not at a step that allows this; it may have moved on. The case was reloaded.",
-    unauthorized: "Your reviewer token was refused (invalid or expired). Paste a valid one.",
-    forbidden: "Your token has no reviewer role.",
+  const loginKeys = { qq: "page.login.qq", email: "page.login.email", wechat: "page.login.wechat", wechat_official: "page.login.wechat_official" };
+  const typeKeys = { personal: "page.type.personal", enterprise: "page.type.enterprise" };
+  const auditColumns = ["page.case.col_when", "page.case.col_actor", "page.case.col_action", "page.case.col_outcome", "page.case.col_details"];
+  const actionKeys = {
+    "appeal.create": "page.action.appeal_create", "appeal.document": "page.action.appeal_document", "appeal.submit": "page.action.appeal_submit",
+    "appeal.claim": "page.action.appeal_claim", "appeal.decide": "page.action.appeal_decide", "appeal.cancel": "page.action.appeal_cancel",
+    "appeal.expire": "page.action.appeal_expire", "appeal.sla_breached": "page.action.appeal_sla_breached", "appeal.unbind": "page.action.appeal_unbind",
+    "appeal.documents_deleted": "page.action.appeal_documents_deleted", "appeal.view": "page.action.appeal_view", "appeal.access": "page.action.appeal_access",
+    "document.upload": "page.action.document_upload", "document.view": "page.action.document_view",
   };
+  const outcomeKeys = { ok: "page.outcome.ok", denied: "page.outcome.denied", invalid: "page.outcome.invalid", failed: "page.outcome.failed" };
+
+  // Errors of claim and decision, in words (by the API's error code).
+  const actionErrors = {
+    self_review: "page.case.e_self_review",
+    same_reviewer: "page.case.e_same_reviewer",
+    not_assignee: "page.case.e_not_assignee",
+    wrong_state: "page.case.e_wrong_state",
+    unauthorized: "page.case.e_unauthorized",
+    forbidden: "page.case.e_forbidden",
+  };
+  const actionError_ = (e) => (e instanceof m.APIError && actionErrors[e.code]) ? t(actionErrors[e.code]) : "";
 
   function facts(dl, pairs) {
     dl.replaceChildren();
@@ -38,21 +50,21 @@
     for (const d of c.documents || []) {
       const label = m.docLabel(d.type);
       if (!d.uploaded) {
-        box.append(m.el("div", { className: "document missing" }, m.el("strong", {}, label), ": not uploaded."));
+        box.append(m.el("div", { className: "document missing" }, m.el("strong", {}, label), t("page.case.doc_missing")));
         continue;
       }
       expires = d.url_expires_at;
-      const meta = m.el("p", { className: "muted" }, m.formatSize(d.size) + " " + (d.content_type || "") + ", uploaded " + m.formatTime(d.uploaded_at) + ". SHA-256 ",
+      const meta = m.el("p", { className: "muted" }, t("page.case.doc_meta", { size: m.formatSize(d.size), type: d.content_type || "", time: m.formatTime(d.uploaded_at) }) + " SHA-256 ",
         m.el("code", { className: "hash" }, d.sha256 || ""));
-      const open = m.el("a", { href: d.url, target: "_blank", rel: "noopener noreferrer" }, d.content_type === "application/pdf" ? "Open the PDF" : "Open full size");
+      const open = m.el("a", { href: d.url, target: "_blank", rel: "noopener noreferrer" }, d.content_type === "application/pdf" ? t("page.case.open_pdf") : t("page.case.open_full"));
       const fig = m.el("figure", { className: "document", id: "doc-" + d.type });
       if (String(d.content_type).startsWith("image/")) {
-        fig.append(m.el("img", { src: d.url, alt: label + " of appeal " + c.appeal_id, id: "doc-img-" + d.type, loading: "eager" }));
+        fig.append(m.el("img", { src: d.url, alt: t("page.case.doc_alt", { doc: label, id: c.appeal_id }), id: "doc-img-" + d.type, loading: "eager" }));
       }
       fig.append(m.el("figcaption", {}, m.el("strong", {}, label), " · ", open, meta));
       box.append(fig);
     }
-    $("links-expire").textContent = expires ? "Document links work until " + m.formatTime(expires) + "; reload the case for fresh ones. Every view is audited." : "";
+    $("links-expire").textContent = expires ? t("page.case.links_expire", { time: m.formatTime(expires) }) : "";
   }
 
   function renderHistory(c) {
@@ -69,12 +81,12 @@
     audit.replaceChildren();
     for (const a of c.audit || []) {
       const details = Object.entries(a.details || {}).map(([k, v]) => k + "=" + v).join(", ");
-      audit.append(m.el("tr", {},
-        m.el("td", {}, m.formatTime(a.at)), m.el("td", {}, a.actor), m.el("td", {}, a.action),
-        m.el("td", {}, m.el("span", { className: "outcome " + a.outcome }, a.outcome)), m.el("td", {}, details)));
+      const cells = [m.formatTime(a.at), a.actor, actionKeys[a.action] ? m.el("span", {}, t(actionKeys[a.action]), " ", m.el("code", { className: "code" }, a.action)) : a.action,
+        m.el("span", { className: "outcome " + a.outcome }, outcomeKeys[a.outcome] ? t(outcomeKeys[a.outcome]) : a.outcome), details];
+      audit.append(m.el("tr", { dataset: { action: a.action } }, ...cells.map((v, i) => m.el("td", { dataset: { label: t(auditColumns[i]) } }, v))));
     }
     if (!audit.children.length) {
-      audit.append(m.el("tr", {}, m.el("td", { colSpan: 5, className: "muted" }, "No entries.")));
+      audit.append(m.el("tr", {}, m.el("td", { colSpan: 5, className: "muted" }, t("page.case.no_entries"))));
     }
   }
 
@@ -84,17 +96,22 @@
     $("actions").hidden = false;
     const mine = me && c.assignee === me;
     let note;
+    const approvedByMe = (c.approvals || []).some((a) => a.reviewer === me);
     if (!open) {
-      note = "This appeal is " + m.statusLabel(c.status).toLowerCase() + ": nothing to decide.";
+      note = t("page.case.n_closed", { status: m.statusLabel(c.status) });
+    } else if (!c.assignee && approvedByMe) {
+      note = t("page.case.n_you_approved");
+    } else if (!c.assignee && (c.approvals || []).length) {
+      note = t("page.case.n_second");
     } else if (!c.assignee) {
-      note = "Nobody holds this appeal. Claim it to decide it.";
+      note = t("page.case.n_nobody");
     } else if (mine) {
-      note = "You hold this appeal. Record your decision.";
+      note = t("page.case.n_mine");
     } else {
-      note = "Held by " + c.assignee + ".";
+      note = t("page.case.n_held", { who: c.assignee });
     }
     if (open && c.approvals_needed > 1) {
-      note += " Needs " + c.approvals_needed + " approvals from different reviewers; has " + (c.approvals || []).length + ".";
+      note += " " + t("page.case.n_needs", { needed: c.approvals_needed, has: (c.approvals || []).length });
     }
     $("assign-note").textContent = note;
     $("claim").disabled = !open || !!mine;
@@ -112,24 +129,25 @@
     const badge = $("case-status");
     badge.textContent = m.statusLabel(c.status);
     badge.className = "badge " + c.status;
+    const approvals = (c.approvals || []).map((a) => a.reviewer).join(", ");
     facts($("facts"), [
-      ["Account", c.account_id],
-      ["Type", c.applicant_type],
-      ["Submitted", m.formatTime(c.submitted_at)],
-      ["Assignee", c.assignee || "nobody"],
-      ["Approvals", (c.approvals || []).length + " of " + (c.approvals_needed || 1)],
-      ["Review SLA", c.sla_breached ? "breached" : "within SLA"],
-      ["Cool-down until", m.isSet(c.cool_down_until) ? m.formatTime(c.cool_down_until) : "—"],
+      [t("page.case.f_account"), c.account_id],
+      [t("page.case.f_type"), typeKeys[c.applicant_type] ? t(typeKeys[c.applicant_type]) : c.applicant_type],
+      [t("page.case.f_submitted"), m.formatTime(c.submitted_at)],
+      [t("page.case.f_assignee"), c.assignee || t("page.common.nobody")],
+      [t("page.case.f_approvals"), t("page.case.approvals_of", { has: (c.approvals || []).length, needed: c.approvals_needed || 1 }) + (approvals ? " (" + approvals + ")" : "")],
+      [t("page.case.f_sla"), c.sla_breached ? t("page.sla.breached") : t("page.sla.ok")],
+      [t("page.case.f_cooldown"), m.isSet(c.cool_down_until) ? m.formatTime(c.cool_down_until) : "—"],
     ]);
     const a = c.applicant || {};
     const pairs = [
-      ["Login", a.login ? (loginKinds[a.login.kind] || a.login.kind) + " " + a.login.id : ""],
-      ["Bound phone", a.bound_phone],
+      [t("page.case.f_login"), a.login ? (loginKeys[a.login.kind] ? t(loginKeys[a.login.kind]) : a.login.kind) + " " + a.login.id : ""],
+      [t("page.case.f_bound_phone"), a.bound_phone],
     ];
     if (c.applicant_type === "enterprise") {
-      pairs.push(["Company", a.company_name], ["Unified social credit code", a.company_reg_number]);
+      pairs.push([t("page.case.f_company"), a.company_name], [t("page.case.f_credit_code"), a.company_reg_number]);
     }
-    pairs.push(["Name", a.name], ["ID number", a.id_number], ["Contact phone", a.contact_phone]);
+    pairs.push([t("page.case.f_name"), a.name], [t("page.case.f_id_number"), a.id_number], [t("page.case.f_contact_phone"), a.contact_phone]);
     facts($("applicant"), pairs);
     renderDocuments(c);
     renderHistory(c);
@@ -142,7 +160,7 @@
     }
     const tok = auth.token();
     if (!tok) {
-      m.status("Sign in with your reviewer token to open the case.");
+      m.status(t("page.case.sign_in"));
       return;
     }
     let c;
@@ -155,11 +173,11 @@
       throw e;
     }
     render(c);
-    m.status("Case loaded: " + m.statusLabel(c.status) + ".", "ok");
+    m.status(t("page.case.loaded", { status: m.statusLabel(c.status) }), "ok");
   }
 
   function actionError(e) {
-    const msg = (e instanceof m.APIError && actionErrors[e.code]) || "Refused: " + e.message + (e.code ? " (" + e.code + ")" : "") + ".";
+    const msg = actionError_(e) || t("page.case.refused", { error: m.errorText(e) });
     m.result($("action-result"), msg, "error");
     m.status(msg, "error");
     if (e instanceof m.APIError && e.httpStatus === 401) {
@@ -170,36 +188,36 @@
   }
 
   function loadError(e) {
-    const msg = (e instanceof m.APIError && e.code === "not_found") ? "There is no appeal " + id + "." :
-      (e instanceof m.APIError && actionErrors[e.code]) || "The case could not be loaded: " + e.message + (e.code ? " (" + e.code + ")" : "") + ".";
+    const msg = (e instanceof m.APIError && e.code === "not_found") ? t("page.common.no_appeal", { id: id }) :
+      actionError_(e) || t("page.case.load_failed", { error: m.errorText(e) });
     m.status(msg, "error");
   }
 
   async function claim() {
     m.result($("action-result"), "");
     const r = await m.call("POST", "/v1/review/appeals/" + encodeURIComponent(id) + "/claim", { token: auth.token() });
-    m.result($("action-result"), "Claimed: the appeal is " + m.statusLabel(r.status).toLowerCase() + " and assigned to you.", "ok");
+    m.result($("action-result"), t("page.case.claimed", { status: m.statusLabel(r.status) }), "ok");
     await load();
-    m.status("Claimed.", "ok");
+    m.status(t("page.case.claimed_short"), "ok");
   }
 
   const decisionDone = {
-    approve: (r) => r.status === "in_review" ? "Approved. " + r.approvals + " of " + r.approvals_needed + " approvals: a second reviewer must approve too." :
-      "Approved: the appeal is " + m.statusLabel(r.status).toLowerCase() + ".",
-    reject: () => "Rejected. The applicant sees the reason.",
-    request_info: () => "Information requested. The appeal went back to the applicant for documents.",
+    approve: (r) => r.status === "in_review" ? t("page.case.approved_first", { has: r.approvals, needed: r.approvals_needed }) :
+      t("page.case.approved", { status: m.statusLabel(r.status) }),
+    reject: () => t("page.case.rejected"),
+    request_info: () => t("page.case.info_requested"),
   };
 
   async function decide() {
     m.result($("action-result"), "");
     const checked = document.querySelector('input[name="decision"]:checked');
     if (!checked) {
-      m.result($("action-result"), "Choose a decision.", "error");
+      m.result($("action-result"), t("page.case.choose"), "error");
       return;
     }
     const reason = $("reason").value.trim();
     if (checked.value !== "approve" && !reason) {
-      m.result($("action-result"), checked.value === "reject" ? "Give the reason for the rejection." : "Say what information is needed.", "error");
+      m.result($("action-result"), checked.value === "reject" ? t("page.case.need_reason") : t("page.case.need_info"), "error");
       $("reason").focus();
       return;
     }
@@ -221,6 +239,6 @@
   if (id) {
     load().catch(loadError);
   } else {
-    m.status("No appeal chosen.", "error");
+    m.status(t("page.case.none"), "error");
   }
 })();
