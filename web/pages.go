@@ -133,10 +133,10 @@ type pageData struct {
 	// View is the queue's view: "todo" (waiting for review, and the
 	// appeals that need a second approval from someone else) unless the
 	// reviewer chose a status.
-	View             string
-	StatusOptions    []option
-	TypeOptions      []option
-	SLAOptions       []option
+	View          string
+	StatusOptions []option
+	TypeOptions   []option
+	SLAOptions    []option
 }
 
 // MaxDocumentText is the upload limit in words.
