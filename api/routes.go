@@ -34,6 +34,8 @@ func (s *Server) routes() {
 	acct.POST("/mfa/bindings/:binding_id/sms-code", s.handleBindingSMSCode())
 	acct.GET("/mfa/bindings/:binding_id/qr.png", s.handleBindingQR())
 	acct.POST("/mfa/bindings/:binding_id/confirm", s.handleBindingConfirm())
+	acct.GET("/mfa/bindings/:binding_id", s.handleGetBinding())
+	acct.DELETE("/mfa/bindings/:binding_id", s.handleCancelBinding())
 	acct.GET("/mfa", s.handleGetMFA())
 	acct.PUT("/mfa/protection", s.handlePutProtection())
 	acct.POST("/mfa/verify", s.handleVerify())

@@ -130,7 +130,7 @@ type ExpireBindingInput struct {
 	AccountID string
 	BindingID string
 	DeviceID  string // the pending device, if any
-	Outcome   string // audit outcome: BindingExpired or BindingFailed
+	Outcome   string // audit outcome: BindingExpired, BindingFailed or BindingCancelled
 	Actor     string
 	RemoteIP  string
 }
@@ -462,6 +462,35 @@ func BindDevice(ctx workflow.Context, in BindDeviceInput) (BindingState, error) 
 		return st, err
 	}
 
+	// UpdateCancelBinding ends a pending binding at the console's request. It adds
+	// no command to histories that never receive it, so no version guard.
+	cancelHandler := func(ctx workflow.Context, u BindCancelInput) (BindingState, error) {
+		ctx = withOptions(ctx)
+		if err := mu.Lock(ctx); err != nil {
+			return st, err
+		}
+		defer mu.Unlock()
+		switch {
+		case st.Status == BindingBound:
+			return st, temporal.NewApplicationError("binding: already bound", ErrTypeWrongState)
+		case terminal(st.Status):
+			return st, nil // cancelled, expired or failed: nothing is pending
+		}
+		setStatus(BindingCancelled)
+		cleanup(ctx, BindingCancelled)
+		return st, nil
+	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateCancelBinding, cancelHandler, workflow.UpdateHandlerOptions{
+		Validator: func(ctx workflow.Context, u BindCancelInput) error {
+			if u.BindingID != in.BindingID {
+				return otherBinding()
+			}
+			return nil
+		},
+	}); err != nil {
+		return st, err
+	}
+
 	done, err := workflow.AwaitWithTimeout(ctx, BindingTTL, func() bool { return terminal(st.Status) })
 	if err != nil {
 		return st, err
@@ -488,7 +517,7 @@ func otherBinding() error {
 }
 
 func terminal(status string) bool {
-	return status == BindingBound || status == BindingExpired || status == BindingFailed
+	return status == BindingBound || status == BindingExpired || status == BindingFailed || status == BindingCancelled
 }
 
 func isBusinessType(t string) bool {

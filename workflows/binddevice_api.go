@@ -15,6 +15,11 @@ const (
 	UpdateSMSCode = "sms_code"
 	// UpdateConfirm submits the device codes and scopes (BindConfirmInput).
 	UpdateConfirm = "confirm"
+	// UpdateCancelBinding cancels a pending binding (BindCancelInput): whatever was
+	// half made is removed as on expiry, and the binding ends cancelled. A
+	// binding that already ended answers its state; a bound one refuses
+	// with ErrTypeWrongState.
+	UpdateCancelBinding = "cancel"
 	// QueryBindingStatus returns a BindingState.
 	QueryBindingStatus = "status"
 	// BindingTTL is how long a binding may take before it expires and
@@ -33,7 +38,8 @@ const (
 	BindingAwaitingWebAuthn      = "awaiting_webauthn"
 	BindingBound                 = "bound"
 	BindingExpired               = "expired"
-	BindingFailed                = "failed" // too many wrong SMS codes, or the account locked
+	BindingFailed                = "failed"    // too many wrong SMS codes, or the account locked
+	BindingCancelled             = "cancelled" // cancelled by the console before it was bound
 )
 
 // Device types a binding can create.
@@ -110,6 +116,11 @@ type BindingState struct {
 type BindSMSCodeInput struct {
 	BindingID string // must be the running binding's; the validator refuses another
 	Code      string // 6 digits
+}
+
+// BindCancelInput is the argument of UpdateCancelBinding.
+type BindCancelInput struct {
+	BindingID string // must be the running binding's; the validator refuses another
 }
 
 // Protection is the scope a binding turns on.

@@ -648,3 +648,25 @@ func TestBindRetriedAfterCrash(t *testing.T) {
 		})
 	}
 }
+
+func TestBindCancelled(t *testing.T) {
+	env := newEnv(t)
+	m := &mocks{}
+	m.install(env)
+	cancel := workflows.BindCancelInput{BindingID: "b1"}
+	answers, final := run(t, env, virtual, []step{
+		{at: 0, update: workflows.UpdateBegin},
+		{at: time.Minute, update: workflows.UpdateSMSCode, arg: smsOK, status: workflows.BindingAwaitingDeviceCodes},
+		{at: 2 * time.Minute, update: workflows.UpdateCancelBinding, arg: workflows.BindCancelInput{BindingID: "other"}, reject: workflows.ErrTypeWrongState},
+		{at: 3 * time.Minute, update: workflows.UpdateCancelBinding, arg: cancel, status: workflows.BindingCancelled},
+	})
+	if final.Status != workflows.BindingCancelled {
+		t.Fatalf("final = %s, want cancelled", final.Status)
+	}
+	if got := answers[3].state.Status; got != workflows.BindingCancelled {
+		t.Fatalf("cancel answered %s", got)
+	}
+	if len(m.expired) != 1 || m.expired[0].DeviceID != "dev-b1" || m.expired[0].Outcome != workflows.BindingCancelled {
+		t.Fatalf("cleanup = %+v, want one with the pending device and outcome cancelled", m.expired)
+	}
+}

@@ -177,6 +177,14 @@ func accessRows() []accessRow {
 					"protection": map[string]bool{"login": false, "operation": false},
 				}}
 			}},
+		{route: "GET /v1/accounts/:account_id/mfa/bindings/:binding_id", want: consoleOnly(200),
+			req: func(f *accessFixtures, _ caller, _ bool) accessRequest {
+				return accessRequest{params: map[string]string{"account_id": f.bindQR.account, "binding_id": f.bindQR.id}}
+			}},
+		{route: "DELETE /v1/accounts/:account_id/mfa/bindings/:binding_id", want: consoleOnly(200),
+			req: func(f *accessFixtures, _ caller, _ bool) accessRequest {
+				return accessRequest{params: map[string]string{"account_id": f.bindCancel.account, "binding_id": f.bindCancel.id}}
+			}},
 		{route: "GET /v1/accounts/:account_id/mfa", want: consoleOnly(200),
 			req: func(f *accessFixtures, _ caller, _ bool) accessRequest {
 				return accessRequest{params: acct(f.this.account)}
@@ -437,9 +445,10 @@ type accessFixtures struct {
 	// (submitted, with a document); other supplies another appeal's token.
 	this, other *accessAppeal
 	// unbound has no binding; bindSMS awaits its SMS code; bindQR and
-	// bindConfirm await the app's codes.
-	unbound                      string
-	bindSMS, bindQR, bindConfirm accessBinding
+	// bindConfirm await the app's codes; bindCancel awaits its SMS code and
+	// is cancelled by its row.
+	unbound                                  string
+	bindSMS, bindQR, bindConfirm, bindCancel accessBinding
 	// keyAccount has a WebAuthn key.
 	keyAccount string
 	// devices are the accounts of the code-taking console routes, one each
@@ -512,6 +521,7 @@ func newAccessFixtures(t *testing.T) *accessFixtures {
 	f.bindSMS = f.binding(false)
 	f.bindQR = f.binding(true)
 	f.bindConfirm = f.binding(true)
+	f.bindCancel = f.binding(false)
 
 	for _, name := range []string{"protection", "verify", "grant", "unbind", "login", "recovery"} {
 		id, _ := f.account(store.LoginMFA)
