@@ -43,7 +43,7 @@ var staticFS embed.FS
 
 var templates = template.Must(template.New("console").
 	Funcs(template.FuncMap{"recoveryPattern": func() string { return recoveryCodePattern }}).
-	ParseFS(templateFS, "templates/console.html"))
+	ParseFS(templateFS, "templates/console.html", "templates/layout.html"))
 
 // recoveryCodePattern is the pattern attribute of the console page's
 // recovery code inputs: 10 letters and digits, the hyphen after the fifth
@@ -143,7 +143,13 @@ type accountView struct {
 	Selected    bool
 }
 
+// TypeKey and LoginKey name the account's type and login method in the
+// catalog.
+func (a accountView) TypeKey() string  { return "page.type." + a.Type }
+func (a accountView) LoginKey() string { return "page.login_method." + a.LoginMethod }
+
 type consolePage struct {
+	texts
 	Accounts []accountView
 	// Notice is shown above the picker, e.g. an unknown ?account=.
 	Notice      string
@@ -152,14 +158,25 @@ type consolePage struct {
 	DemoSerials []string
 }
 
+// proofData is what the "proof" template gets: the page's texts and the
+// id prefix of its fields.
+type proofData struct {
+	texts
+	ID string
+}
+
+// Proof returns the data of a step-up proof fieldset with id prefix id.
+func (p consolePage) Proof(id string) proofData { return proofData{texts: p.texts, ID: id} }
+
 func (c *Console) serveConsole(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	page := consolePage{APIKey: c.cfg.DevConsoleKey, DevLinks: c.cfg.DevLinks, DemoSerials: c.cfg.DemoSerials}
+	l := pageLang(w, r)
+	page := consolePage{texts: newTexts(r, l, "webauthn.js", "console.js"), APIKey: c.cfg.DevConsoleKey, DevLinks: c.cfg.DevLinks, DemoSerials: c.cfg.DemoSerials}
 	ids := append([]string(nil), c.cfg.Accounts...)
 	want := r.URL.Query().Get("account")
 	if want != "" {
 		if !accountIDPattern.MatchString(want) {
-			page.Notice = "No account " + want + ": account ids are 1-64 letters, digits, '.', '_' or '-'."
+			page.Notice = page.T("page.con.bad_account", "ID", want)
 			want = ""
 		} else if !slices.Contains(ids, want) {
 			ids = append(ids, want)
@@ -172,13 +189,13 @@ func (c *Console) serveConsole(w http.ResponseWriter, r *http.Request) {
 		a, err := c.cfg.Directory.GetAccount(ctx, id)
 		if errors.Is(err, store.ErrNotFound) {
 			if id == want {
-				page.Notice = "No account " + want + " in the directory."
+				page.Notice = page.T("page.con.no_account", "ID", want)
 			}
 			continue
 		}
 		if err != nil {
 			c.log.ErrorContext(ctx, "console page: account directory", "err", err)
-			http.Error(w, "the account directory is unavailable; try again shortly", http.StatusServiceUnavailable)
+			http.Error(w, page.T("page.con.directory_down"), http.StatusServiceUnavailable)
 			return
 		}
 		v := accountView{ID: a.ID, Type: string(a.Type), MaskedPhone: maskPhone(a.BoundPhone), LoginMethod: string(a.LoginMethod), Selected: a.ID == want}

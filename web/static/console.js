@@ -12,83 +12,95 @@
 "use strict";
 
 (function () {
-  // Every text the script shows, in one place for the translations to come.
-  // {name} is replaced by fmt.
+  // Every text the script shows: the catalog key of each (i18n/locales/
+  // pages.*.toml), whose text in the page's language the server renders
+  // into #i18n-dict. {name} is replaced by fmt. A new text gets a key here
+  // and an entry in both catalogs; never an English literal.
   const T = {
-    pickAccount: "Pick an account first.",
-    noAccounts: "No accounts to work with.",
-    accountSelected: "Account {id} selected.",
-    accountLoaded: "Account {id} loaded. Bind a device to start.",
-    error: "Error {code}: {message}",
-    errorRetry: "Error {code}: {message} (retry after {seconds} s)",
-    errorPlain: "Error: {message}",
-    networkError: "the server cannot be reached",
-    requestFailed: "request failed",
-    qrFailed: "the QR code could not be loaded",
-    never: "never",
-    on: "on",
-    off: "off",
-    virtualDevice: "Virtual MFA device",
-    hardwareDevice: "Hardware token card",
-    webauthnDevice: "Security key or passkey",
-    deviceSerial: "{device} (SN {serial})",
-    deviceKey: "{device} “{name}” ({id})",
-    deviceModel: " · model {model}",
-    deviceAAGUID: "AAGUID {aaguid}",
-    modelUnknown: "not told by the key",
-    noDevice: "No MFA device bound.",
-    deviceMeta: " · bound {bound} · last used {used}",
-    protection: "Login protection: {login} · Operation protection: {operation}",
-    recoveryNone: "No recovery codes yet: they come with the first MFA device.",
-    recoveryLeft: "Recovery codes left: {n}",
-    recoveryLow: "Only {n} recovery codes left. Make a new set before they run out: without a device or a code, only an appeal gets you back in.",
-    recoveryOut: "No recovery codes left. Make a new set now: without a device or a code, only an appeal gets you back in.",
-    startBinding: "Start a binding first.",
-    bindProofNeeded: "This account already has an MFA device. Confirm with a code from it, a recovery code or a bound security key to bind another.",
-    regenProofNeeded: "Confirm with a code from a bound device, a recovery code or a bound security key to make a new set.",
-    proofNoneChosen: "Without a proof the server will refuse; the appeal is the way back in.",
-    smsSent: "SMS code sent to {phone}. The binding expires at {expires}.",
-    boundPhone: "the bound phone",
-    identityVirtual: "Identity verified. Scan the QR code, then enter two consecutive codes.",
-    identityHardware: "Identity verified. Enter the card's serial number and its current code.",
-    identityWebAuthn: "Identity verified. Name the key, choose what it protects, then press “Register my security key”.",
-    unexpectedStatus: "Unexpected binding status: {status}",
-    boundResult: "Bound: {device}. Login protection {login}, operation protection {operation}.",
-    bound: "The MFA device is bound.",
-    boundWithCodes: "The MFA device is bound. Save your recovery codes now: they are shown only once.",
-    codesHeading: "Your recovery codes for {account}",
-    codesNewHeading: "Your new recovery codes for {account}",
-    codesNew: "A new set of recovery codes is made; the old codes no longer work. Save the new ones now: they are shown only once.",
-    copied: "Copied the {n} codes to the clipboard.",
-    copyManually: "The codes are selected: press Ctrl+C (⌘C on a Mac) to copy them.",
-    downloaded: "Saved as {file}.",
-    codesDismissed: "The recovery codes are hidden and gone from this page.",
-    fileName: "mfaflow-recovery-codes-{account}.txt",
-    fileText: "mfaflow recovery codes\nAccount: {account}\nMade: {time}\n\nEach code works once: to sign in, or to confirm a change such as binding a new phone.\nA new set replaces these. Keep this file somewhere safe.\n\n{codes}\n",
-    loginVerified: "Login verified: welcome back.",
-    loginRecovery: "Login verified with a recovery code: welcome back. That code no longer works; recovery codes left: {n}.",
-    loginPassed: "Login check passed.",
-    vmDeleted: "VM deleted: vm-123. The grant was used once.",
-    opDone: "Operation verified and performed.",
-    deleteFirst: "Delete the VM first to get a grant.",
-    grantTwice: "The same grant was accepted again. This should not happen.",
-    grantTwiceStatus: "The grant was accepted twice.",
-    refused: "Refused: {message} ({code}).",
-    loginWebAuthn: "Login verified with your security key: welcome back.",
-    keyTouch: "Touch your security key or confirm the passkey in the browser's prompt…",
-    keyCancelled: "The security key request was cancelled or timed out (NotAllowedError). Nothing was sent to the server; press the button again when your key is ready.",
-    keyExists: "This security key is already bound to this account. Use another key, or remove this one first.",
-    keyUnsupported: "This browser cannot use security keys or passkeys here.",
-    keyFailed: "The security key did not answer: {message}",
-    keyOriginIP: "Security keys and passkeys do not work on an IP address such as {here}: open the console at {url} to use one.",
-    keyOrigin: "Security keys and passkeys of this service work only on {rp}, not on {here}: open the console at {url} to use one.",
-    keyRegistrationRefused: "The server could not verify the key's answer, so this binding has ended. Start a new binding.",
-    keyCloned: "Refused: this security key's signature counter went backwards, so it may be a copy. The owner has been told. If you did not expect this, remove the key.",
-    keyRefused: "Refused: the security key's answer was not accepted ({code}).",
+    pickAccount: "page.console.pickAccount",
+    noAccounts: "page.console.noAccounts",
+    accountSelected: "page.console.accountSelected",
+    accountLoaded: "page.console.accountLoaded",
+    error: "page.console.error",
+    errorRetry: "page.console.errorRetry",
+    errorPlain: "page.console.errorPlain",
+    networkError: "page.console.networkError",
+    requestFailed: "page.console.requestFailed",
+    qrFailed: "page.console.qrFailed",
+    never: "page.console.never",
+    on: "page.console.on",
+    off: "page.console.off",
+    virtualDevice: "page.console.virtualDevice",
+    hardwareDevice: "page.console.hardwareDevice",
+    webauthnDevice: "page.console.webauthnDevice",
+    deviceSerial: "page.console.deviceSerial",
+    deviceKey: "page.console.deviceKey",
+    deviceModel: "page.console.deviceModel",
+    deviceAAGUID: "page.console.deviceAAGUID",
+    modelUnknown: "page.console.modelUnknown",
+    noDevice: "page.console.noDevice",
+    deviceMeta: "page.console.deviceMeta",
+    protection: "page.console.protection",
+    recoveryNone: "page.console.recoveryNone",
+    recoveryLeft: "page.console.recoveryLeft",
+    recoveryLow: "page.console.recoveryLow",
+    recoveryOut: "page.console.recoveryOut",
+    startBinding: "page.console.startBinding",
+    bindProofNeeded: "page.console.bindProofNeeded",
+    regenProofNeeded: "page.console.regenProofNeeded",
+    proofNoneChosen: "page.console.proofNoneChosen",
+    smsSent: "page.console.smsSent",
+    boundPhone: "page.console.boundPhone",
+    identityVirtual: "page.console.identityVirtual",
+    identityHardware: "page.console.identityHardware",
+    identityWebAuthn: "page.console.identityWebAuthn",
+    unexpectedStatus: "page.console.unexpectedStatus",
+    boundResult: "page.console.boundResult",
+    bound: "page.console.bound",
+    boundWithCodes: "page.console.boundWithCodes",
+    codesHeading: "page.console.codesHeading",
+    codesNewHeading: "page.console.codesNewHeading",
+    codesNew: "page.console.codesNew",
+    copied: "page.console.copied",
+    copyManually: "page.console.copyManually",
+    downloaded: "page.console.downloaded",
+    codesDismissed: "page.console.codesDismissed",
+    fileName: "page.console.fileName",
+    fileText: "page.console.fileText",
+    loginVerified: "page.console.loginVerified",
+    loginRecovery: "page.console.loginRecovery",
+    loginPassed: "page.console.loginPassed",
+    vmDeleted: "page.console.vmDeleted",
+    opDone: "page.console.opDone",
+    deleteFirst: "page.console.deleteFirst",
+    grantTwice: "page.console.grantTwice",
+    grantTwiceStatus: "page.console.grantTwiceStatus",
+    refused: "page.console.refused",
+    loginWebAuthn: "page.console.loginWebAuthn",
+    keyTouch: "page.console.keyTouch",
+    keyCancelled: "page.console.keyCancelled",
+    keyExists: "page.console.keyExists",
+    keyUnsupported: "page.console.keyUnsupported",
+    keyFailed: "page.console.keyFailed",
+    keyOriginIP: "page.console.keyOriginIP",
+    keyOrigin: "page.console.keyOrigin",
+    keyRegistrationRefused: "page.console.keyRegistrationRefused",
+    keyCloned: "page.console.keyCloned",
+    keyRefused: "page.console.keyRefused",
   };
 
+  let dict = {};
+  try {
+    dict = JSON.parse((document.getElementById("i18n-dict") || {}).textContent || "{}");
+  } catch (e) {
+    dict = {};
+  }
+  const lang = document.documentElement.lang || "zh-CN";
+
   function fmt(key, vars) {
-    return T[key].replace(/\{(\w+)\}/g, (m, name) => (vars && name in vars ? String(vars[name]) : m));
+    const id = T[key] || key;
+    const text = Object.prototype.hasOwnProperty.call(dict, id) ? dict[id] : id;
+    return text.replace(/\{(\w+)\}/g, (m, name) => (vars && name in vars ? String(vars[name]) : m));
   }
 
   const $ = (id) => document.getElementById(id);
@@ -128,9 +140,16 @@
     }
   }
 
+  // show sets the status line, a live region: an unchanged message is not
+  // written again, so a screen reader announces changes only.
   function show(message, kind) {
-    statusEl.textContent = message;
-    statusEl.className = "status" + (kind ? " " + kind : "");
+    const cls = "status" + (kind ? " " + kind : "");
+    if (statusEl.textContent !== message) {
+      statusEl.textContent = message;
+    }
+    if (statusEl.className !== cls) {
+      statusEl.className = cls;
+    }
   }
 
   function showError(e) {
@@ -181,6 +200,7 @@
   async function call(method, path, body) {
     const opts = { method: method, headers: authHeaders(), cache: "no-store" };
     opts.headers.Accept = "application/json";
+    opts.headers["Accept-Language"] = lang;
     if (body !== undefined) {
       opts.headers["Content-Type"] = "application/json";
       opts.body = JSON.stringify(body);
@@ -189,7 +209,7 @@
     try {
       res = await fetch(path, opts);
     } catch (e) {
-      throw new APIError("network_error", T.networkError, 0, null);
+      throw new APIError("network_error", fmt("networkError"), 0, null);
     }
     let data = null;
     try {
@@ -198,7 +218,7 @@
       data = null;
     }
     if (!res.ok) {
-      const err = (data && data.error) || { code: "http_" + res.status, message: res.statusText || T.requestFailed };
+      const err = (data && data.error) || { code: "http_" + res.status, message: res.statusText || fmt("requestFailed") };
       throw new APIError(err.code, err.message, res.status, res.headers.get("Retry-After"));
     }
     return data || {};
@@ -212,7 +232,7 @@
         ev.preventDefault();
       }
       if (!accountID()) {
-        show(T.pickAccount, "error");
+        show(fmt("pickAccount"), "error");
         return;
       }
       button.disabled = true;
@@ -229,29 +249,34 @@
   }
 
   function onOff(b) {
-    return b ? T.on : T.off;
+    return b ? fmt("on") : fmt("off");
   }
+
+  // Times in the reader's own zone (the browser's), in the page's language.
+  const timeFormat = new Intl.DateTimeFormat(lang, {
+    year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", hour12: false, timeZoneName: "shortOffset",
+  });
 
   function formatTime(s) {
     if (!s) {
-      return T.never;
+      return fmt("never");
     }
     const d = new Date(s);
-    return isNaN(d) ? s : d.toLocaleString();
+    return isNaN(d) ? s : timeFormat.format(d);
   }
 
   function describeDevice(d) {
     if (d.type === "webauthn") {
-      return fmt("deviceKey", { device: T.webauthnDevice, name: d.name || "", id: d.id });
+      return fmt("deviceKey", { device: fmt("webauthnDevice"), name: d.name || "", id: d.id });
     }
-    const name = (d.type === "hardware" ? T.hardwareDevice : d.type === "virtual" ? T.virtualDevice : d.type) + " " + d.id;
+    const name = (d.type === "hardware" ? fmt("hardwareDevice") : d.type === "virtual" ? fmt("virtualDevice") : d.type) + " " + d.id;
     return d.serial ? fmt("deviceSerial", { device: name, serial: d.serial }) : name;
   }
 
   // describeModel is a security key's model: its name when the server
   // knows the AAGUID, else the AAGUID, else that the key did not say.
   function describeModel(d) {
-    const model = d.model || (d.aaguid ? fmt("deviceAAGUID", { aaguid: d.aaguid }) : T.modelUnknown);
+    const model = d.model || (d.aaguid ? fmt("deviceAAGUID", { aaguid: d.aaguid }) : fmt("modelUnknown"));
     return fmt("deviceModel", { model: model });
   }
 
@@ -265,7 +290,7 @@
     if (devices.length === 0) {
       const li = document.createElement("li");
       li.className = "muted";
-      li.textContent = T.noDevice;
+      li.textContent = fmt("noDevice");
       list.append(li);
     }
     for (const d of devices) {
@@ -352,7 +377,7 @@
   // at all, before anything is asked of the server.
   function keyReady() {
     if (!WA || !WA.supported()) {
-      throw new KeyError("unsupported", T.keyUnsupported);
+      throw new KeyError("unsupported", fmt("keyUnsupported"));
     }
     if (WA.isIPAddress(location.hostname)) {
       throw new KeyError("origin", showOriginNotice(""));
@@ -364,20 +389,20 @@
   // worded for the page.
   async function withKey(ceremony, options) {
     keyReady();
-    show(T.keyTouch);
+    show(fmt("keyTouch"));
     try {
       return await ceremony(options);
     } catch (e) {
       const kind = WA.failure(e);
       switch (kind) {
         case "cancelled":
-          throw new KeyError(kind, T.keyCancelled);
+          throw new KeyError(kind, fmt("keyCancelled"));
         case "origin":
           throw new KeyError(kind, showOriginNotice(WA.rpID(options)));
         case "exists":
-          throw new KeyError(kind, T.keyExists);
+          throw new KeyError(kind, fmt("keyExists"));
         case "unsupported":
-          throw new KeyError(kind, T.keyUnsupported);
+          throw new KeyError(kind, fmt("keyUnsupported"));
       }
       throw new KeyError(kind, fmt("keyFailed", { message: e && e.message ? e.message : String(e) }));
     }
@@ -403,7 +428,7 @@
       return;
     }
     if (e.code === "possible_cloned_key") {
-      setResult(el, T.keyCloned, "refused");
+      setResult(el, fmt("keyCloned"), "refused");
     } else if (e.code === "invalid_code" || e.code === "code_reused") {
       setResult(el, fmt("keyRefused", { code: e.code }), "refused");
     }
@@ -416,14 +441,14 @@
     const warning = $("recovery-warning");
     $("recovery-new").hidden = devices === 0;
     if (devices === 0) {
-      $("recovery-left").textContent = T.recoveryNone;
+      $("recovery-left").textContent = fmt("recoveryNone");
       warning.hidden = true;
       $("regen-step").hidden = true;
       return;
     }
     $("recovery-left").textContent = known ? fmt("recoveryLeft", { n: left }) : "";
     if (known && left <= 3) {
-      warning.textContent = left === 0 ? T.recoveryOut : fmt("recoveryLow", { n: left });
+      warning.textContent = left === 0 ? fmt("recoveryOut") : fmt("recoveryLow", { n: left });
       warning.hidden = false;
     } else {
       warning.hidden = true;
@@ -493,7 +518,7 @@
       r.addEventListener("change", function () {
         setKind(prefix, proofKind(prefix));
         if (proofKind(prefix) === "none") {
-          show(T.proofNoneChosen);
+          show(fmt("proofNoneChosen"));
         }
       });
     }
@@ -565,12 +590,12 @@
     resetProof("bind-proof");
     $("bind-proof-step").hidden = false;
     focusProof("bind-proof");
-    show(T.bindProofNeeded);
+    show(fmt("bindProofNeeded"));
   }
 
   async function submitBindProof() {
     if (!bindType) {
-      show(T.startBinding, "error");
+      show(fmt("startBinding"), "error");
       return;
     }
     await startBinding(bindType, await readProof("bind-proof"));
@@ -599,7 +624,7 @@
     const opt = selectedOption();
     const masked = opt ? opt.dataset.maskedPhone : "";
     const phone = opt ? opt.dataset.phone : "";
-    $("sms-phone").textContent = masked || T.boundPhone;
+    $("sms-phone").textContent = masked || fmt("boundPhone");
     const link = $("outbox-link");
     if (devLinks && phone) {
       link.href = "/dev/outbox?to=" + encodeURIComponent(phone);
@@ -610,7 +635,7 @@
     $("sms-code").value = "";
     $("sms-step").hidden = false;
     $("sms-code").focus();
-    show(fmt("smsSent", { phone: masked || T.boundPhone, expires: formatTime(r.expires_at) }), "ok");
+    show(fmt("smsSent", { phone: masked || fmt("boundPhone"), expires: formatTime(r.expires_at) }), "ok");
   }
 
   async function loadQR() {
@@ -622,7 +647,7 @@
       } catch (e) {
         err = null;
       }
-      err = err || { code: "http_" + res.status, message: T.qrFailed };
+      err = err || { code: "http_" + res.status, message: fmt("qrFailed") };
       throw new APIError(err.code, err.message, res.status, null);
     }
     const blob = await res.blob();
@@ -635,7 +660,7 @@
 
   async function submitSMS() {
     if (!binding) {
-      show(T.startBinding, "error");
+      show(fmt("startBinding"), "error");
       return;
     }
     const r = await call("POST", bindingPath() + "/sms-code", { code: $("sms-code").value.trim() });
@@ -647,19 +672,19 @@
       $("virtual-step").hidden = false;
       await loadQR();
       $("code1").focus();
-      show(T.identityVirtual, "ok");
+      show(fmt("identityVirtual"), "ok");
     } else if (r.status === "awaiting_webauthn") {
       creation = r.creation_options;
       $("wa-name").value = "";
       $("webauthn-step").hidden = false;
       $("wa-name").focus();
-      show(T.identityWebAuthn, "ok");
+      show(fmt("identityWebAuthn"), "ok");
     } else if (r.status === "awaiting_hardware_token") {
       $("serial").value = "";
       $("hw-code").value = "";
       $("hardware-step").hidden = false;
       $("serial").focus();
-      show(T.identityHardware, "ok");
+      show(fmt("identityHardware"), "ok");
     } else {
       show(fmt("unexpectedStatus", { status: r.status }), "error");
     }
@@ -674,10 +699,10 @@
     setResult(result, fmt("boundResult", { device: describeDevice(d), login: onOff(p.login), operation: onOff(p.operation) }), "ok");
     if (Array.isArray(r.recovery_codes) && r.recovery_codes.length > 0) {
       showCodes(r.recovery_codes, "codesHeading");
-      show(T.boundWithCodes, "ok");
+      show(fmt("boundWithCodes"), "ok");
     } else {
       result.focus();
-      show(T.bound, "ok");
+      show(fmt("bound"), "ok");
     }
   }
 
@@ -706,7 +731,7 @@
   // another try; a refused answer ends the binding.
   async function confirmWebAuthn() {
     if (!binding || !creation) {
-      show(T.startBinding, "error");
+      show(fmt("startBinding"), "error");
       return;
     }
     const credential = await withKey(WA.create, creation);
@@ -721,7 +746,7 @@
       if (e instanceof APIError && (e.code === "credential_refused" || e.code === "binding_not_found")) {
         hideSteps();
         binding = null;
-        setResult($("bind-result"), T.keyRegistrationRefused, "refused");
+        setResult($("bind-result"), fmt("keyRegistrationRefused"), "refused");
       }
       throw e;
     }
@@ -801,7 +826,7 @@
       sel.removeAllRanges();
       note.textContent = fmt("copied", { n: shown.codes.length });
     } else {
-      note.textContent = T.copyManually;
+      note.textContent = fmt("copyManually");
     }
   }
 
@@ -810,7 +835,7 @@
       return;
     }
     const file = fmt("fileName", { account: shown.account });
-    const text = fmt("fileText", { account: shown.account, time: shown.time.toLocaleString(), codes: shown.codes.join("\n") });
+    const text = fmt("fileText", { account: shown.account, time: timeFormat.format(shown.time), codes: shown.codes.join("\n") });
     if (codesURL) {
       URL.revokeObjectURL(codesURL);
     }
@@ -827,7 +852,7 @@
 
   function codesDone() {
     clearCodes();
-    show(T.codesDismissed);
+    show(fmt("codesDismissed"));
     $("h-recovery").focus();
   }
 
@@ -835,7 +860,7 @@
     resetProof("regen-proof");
     $("regen-step").hidden = false;
     focusProof("regen-proof");
-    show(T.regenProofNeeded);
+    show(fmt("regenProofNeeded"));
   }
 
   async function regenerate() {
@@ -850,7 +875,7 @@
     $("regen-step").hidden = true;
     resetProof("regen-proof");
     showCodes(r.recovery_codes || [], "codesNewHeading");
-    show(T.codesNew, "ok");
+    show(fmt("codesNew"), "ok");
     await refresh();
   }
 
@@ -892,9 +917,9 @@
     if (recovery) {
       setResult($("login-result"), fmt("loginRecovery", { n: r.recovery_codes_remaining }), "ok");
     } else {
-      setResult($("login-result"), T.loginVerified, "ok");
+      setResult($("login-result"), fmt("loginVerified"), "ok");
     }
-    show(T.loginPassed, "ok");
+    show(fmt("loginPassed"), "ok");
     await refresh();
   }
 
@@ -906,8 +931,8 @@
       keyRefusal($("login-result"), e);
       throw e;
     }
-    setResult($("login-result"), T.loginWebAuthn, "ok");
-    show(T.loginPassed, "ok");
+    setResult($("login-result"), fmt("loginWebAuthn"), "ok");
+    show(fmt("loginPassed"), "ok");
     await refresh();
   }
 
@@ -936,20 +961,20 @@
     grant = v.grant;
     await consume();
     $("op-reuse").disabled = false;
-    setResult($("op-result"), T.vmDeleted, "ok");
-    show(T.opDone, "ok");
+    setResult($("op-result"), fmt("vmDeleted"), "ok");
+    show(fmt("opDone"), "ok");
     await refresh();
   }
 
   async function reuseGrant() {
     if (!grant) {
-      show(T.deleteFirst, "error");
+      show(fmt("deleteFirst"), "error");
       return;
     }
     try {
       await consume();
-      setResult($("op-result"), T.grantTwice, "error");
-      show(T.grantTwiceStatus, "error");
+      setResult($("op-result"), fmt("grantTwice"), "error");
+      show(fmt("grantTwiceStatus"), "error");
     } catch (e) {
       if (e instanceof APIError) {
         setResult($("op-result"), fmt("refused", { message: e.message, code: e.code }), "refused");
@@ -965,7 +990,7 @@
   function init() {
     const sel = accountSelect();
     if (!sel) {
-      show(T.noAccounts, "error");
+      show(fmt("noAccounts"), "error");
       for (const b of document.querySelectorAll("button")) {
         b.disabled = true;
       }
