@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -66,6 +67,22 @@ func (s *Server) listAppeals(c *gin.Context) ([]gin.H, string, error) {
 		}
 		q = append(q, fmt.Sprintf("%s = '%s'", workflows.SearchAssignee, v))
 	}
+	// awaiting=second_approval: the appeals one reviewer approved that wait
+	// for a second, different one; in_review with nobody assigned (the
+	// first approval releases the claim), kept below.
+	secondOnly := false
+	if v := c.Query("awaiting"); v != "" {
+		if v != "second_approval" {
+			return nil, "", invalidField("awaiting", `must be "second_approval"`)
+		}
+		if st := c.Query("status"); st != "" && st != workflows.AppealInReview {
+			return nil, "", invalidField("awaiting", "an appeal that awaits a second approval is in_review")
+		}
+		if c.Query("status") == "" {
+			q = append(q, fmt.Sprintf("%s = '%s'", workflows.SearchAppealStatus, workflows.AppealInReview))
+		}
+		secondOnly = true
+	}
 	if v := c.Query("sla_breached"); v != "" {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
@@ -109,9 +126,43 @@ func (s *Server) listAppeals(c *gin.Context) ([]gin.H, string, error) {
 				}
 			}
 		}
+		if item["status"] == workflows.AppealInReview && (item["assignee"] == nil || item["assignee"] == "") {
+			by, err := s.approvedBy(c.Request.Context(), e.GetExecution().GetWorkflowId())
+			if err != nil {
+				return nil, "", err
+			}
+			if len(by) > 0 {
+				item["approved_by"] = by
+			}
+		}
+		if secondOnly && item["approved_by"] == nil {
+			continue
+		}
 		out = append(out, item)
 	}
 	return out, s.sealPageToken(query, resp.GetNextPageToken()), nil
+}
+
+// approvedBy returns the reviewers who approved appeal id since it was last
+// submitted, oldest first, from its audit trail (appeal.decide entries
+// with decision approve; an appeal.submit ends the look back, as a
+// resubmission clears the approvals).
+func (s *Server) approvedBy(ctx context.Context, id string) ([]string, error) {
+	entries, err := s.deps.Store.ListAudit(ctx, store.AuditFilter{Subject: id, Limit: 200})
+	if err != nil {
+		return nil, err
+	}
+	var by []string
+	for _, e := range entries { // newest first
+		if e.Action == workflows.AuditAppealSubmit {
+			break
+		}
+		if e.Action == workflows.AuditAppealDecide && e.Outcome == "ok" && e.Details["decision"] == workflows.DecisionApprove && e.Details["reviewer"] != "" &&
+			!slices.Contains(by, e.Details["reviewer"]) {
+			by = append([]string{e.Details["reviewer"]}, by...)
+		}
+	}
+	return by, nil
 }
 
 // pageTokenMAC is the length of a page token's MAC.
