@@ -186,7 +186,7 @@ type RecoveryCodes struct {
 
 // Operations lists the operationIds of the document this client implements.
 var Operations = []string{
-	"createBinding", "submitBindingSMSCode", "getBindingQR", "confirmBinding", "getMFA", "putProtection",
+	"createBinding", "submitBindingSMSCode", "getBindingQR", "getBinding", "cancelBinding", "confirmBinding", "getMFA", "putProtection",
 	"verifyMFA", "consumeGrant", "resyncHardwareToken", "deleteDevice", "createWebAuthnChallenge",
 	"regenerateRecoveryCodes", "verifyLoginProtection",
 }
@@ -212,6 +212,22 @@ func (c *Client) SubmitBindingSMSCode(ctx context.Context, accountID, bindingID,
 func (c *Client) BindingQR(ctx context.Context, accountID, bindingID string) ([]byte, error) {
 	var out []byte
 	err := c.do(ctx, http.MethodGet, acct(accountID)+"/mfa/bindings/"+url.PathEscape(bindingID)+"/qr.png", nil, &out)
+	return out, err
+}
+
+// Binding returns the account's latest binding, so a page can resume it;
+// while it waits for the app's codes it carries the key again (getBinding).
+func (c *Client) Binding(ctx context.Context, accountID, bindingID string) (Binding, error) {
+	var out Binding
+	err := c.do(ctx, http.MethodGet, acct(accountID)+"/mfa/bindings/"+url.PathEscape(bindingID), nil, &out)
+	return out, err
+}
+
+// CancelBinding cancels a pending binding; one that already ended answers
+// its state, a bound one a 409 wrong_state (cancelBinding).
+func (c *Client) CancelBinding(ctx context.Context, accountID, bindingID string) (Binding, error) {
+	var out Binding
+	err := c.do(ctx, http.MethodDelete, acct(accountID)+"/mfa/bindings/"+url.PathEscape(bindingID), nil, &out)
 	return out, err
 }
 
