@@ -122,8 +122,16 @@ func TestProductionCommands(t *testing.T) {
 	if !strings.Contains(last, `"status":"ok"`) {
 		t.Fatalf("/readyz never ok: %s\n%s", last, serveOut.String())
 	}
-	if !strings.Contains(workerOut.String(), "polling task queue") {
-		t.Fatalf("worker did not start:\n%s", workerOut.String())
+	// The worker dials Temporal on its own; wait for its line too.
+	for !strings.Contains(workerOut.String(), "polling task queue") {
+		select {
+		case err := <-workerErr:
+			t.Fatalf("worker stopped: %v\n%s", err, workerOut.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline.Add(time.Minute)) {
+			t.Fatalf("worker did not start:\n%s", workerOut.String())
+		}
 	}
 	// /metrics lives on the metrics listener only.
 	m := metricsLine.FindStringSubmatch(serveOut.String())
