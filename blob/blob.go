@@ -7,6 +7,7 @@ package blob
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -33,6 +34,9 @@ type Config struct {
 	SecretKey string
 	Bucket    string
 	UseTLS    bool
+	// RootCAs, when set, are the only authorities trusted for the server's
+	// TLS certificate (a private CA); nil means the system's roots.
+	RootCAs *x509.CertPool
 	// Encrypt asks the server to encrypt objects at rest (SSE-S3). The
 	// server must have a KMS configured; MinIO with MINIO_KMS_SECRET_KEY does.
 	Encrypt bool
@@ -66,10 +70,21 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.Encrypt && cfg.Seal != nil {
 		return nil, errors.New("blob: Encrypt and Seal exclude each other")
 	}
-	c, err := minio.New(cfg.Endpoint, &minio.Options{
+	opts := &minio.Options{
 		Creds:  credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, ""),
 		Secure: cfg.UseTLS,
-	})
+	}
+	if cfg.UseTLS && cfg.RootCAs != nil {
+		// minio-go's own default transport, trusting only RootCAs.
+		tr, err := minio.DefaultTransport(true)
+		if err != nil {
+			return nil, fmt.Errorf("blob: client: %w", err)
+		}
+		tr.TLSClientConfig = tr.TLSClientConfig.Clone()
+		tr.TLSClientConfig.RootCAs = cfg.RootCAs
+		opts.Transport = tr
+	}
+	c, err := minio.New(cfg.Endpoint, opts)
 	if err != nil {
 		return nil, fmt.Errorf("blob: client: %w", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"io"
@@ -110,7 +111,10 @@ func runContract(t *testing.T, cfg blob.Config) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp, err := http.Get(u.String())
+		// A client trusting the server's CA (the system's roots when the
+		// config names none).
+		hc := &http.Client{Timeout: time.Minute, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: cfg.RootCAs}}}
+		resp, err := hc.Get(u.String())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -120,7 +124,7 @@ func runContract(t *testing.T, cfg blob.Config) {
 			t.Fatalf("GET presigned = %d %q", resp.StatusCode, body)
 		}
 		time.Sleep(3 * time.Second)
-		resp, err = http.Get(u.String())
+		resp, err = hc.Get(u.String())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -147,6 +151,20 @@ func TestMinIO(t *testing.T) {
 func TestMinIOEncrypted(t *testing.T) {
 	m := harness.MinIOServer(t)
 	runContract(t, blob.Config{Endpoint: m.Endpoint, AccessKey: m.AccessKey, SecretKey: m.SecretKey, Bucket: m.Bucket(t), Encrypt: true})
+}
+
+// TestMinIOTLS runs the contract over TLS, as production reaches its object
+// storage, trusting the harness's private CA through Config.RootCAs.
+func TestMinIOTLS(t *testing.T) {
+	m := harness.MinIOTLSServer(t)
+	cfg := blob.Config{Endpoint: m.Endpoint, AccessKey: m.AccessKey, SecretKey: m.SecretKey, Bucket: m.Bucket(t),
+		UseTLS: true, RootCAs: m.RootCAs(), Encrypt: true}
+	runContract(t, cfg)
+	// Without the CA the server's certificate is not trusted.
+	cfg.RootCAs = nil
+	if _, err := blob.Open(context.Background(), cfg); !errors.Is(err, blob.ErrUnavailable) {
+		t.Fatalf("Open without the CA: err = %v, want ErrUnavailable", err)
+	}
 }
 
 func TestMinIODownIsUnavailable(t *testing.T) {

@@ -25,6 +25,10 @@ type MinIO struct {
 	Endpoint  string // host:port
 	AccessKey string
 	SecretKey string
+	// Secure is set on a server that serves only TLS (MinIOTLSServer), with
+	// a certificate issued by CACert (PEM), a throwaway CA of the harness.
+	Secure bool
+	CACert []byte
 
 	mu   sync.Mutex
 	bin  string
@@ -46,7 +50,7 @@ var minioOnce struct {
 func MinIOServer(tb testing.TB) *MinIO {
 	tb.Helper()
 	minioOnce.Do(func() {
-		minioOnce.m, minioOnce.err = startMinIO(tb)
+		minioOnce.m, minioOnce.err = startMinIO(tb, false)
 		if minioOnce.err == nil {
 			atExit(func() { minioOnce.m.kill() })
 		}
@@ -78,7 +82,7 @@ func (m *MinIO) Start(tb testing.TB) {
 	}
 }
 
-func startMinIO(tb testing.TB) (*MinIO, error) {
+func startMinIO(tb testing.TB, secure bool) (*MinIO, error) {
 	bin, err := minioBinary(tb)
 	if err != nil {
 		return nil, err
@@ -95,8 +99,24 @@ func startMinIO(tb testing.TB) (*MinIO, error) {
 		Endpoint:  fmt.Sprintf("127.0.0.1:%d", port),
 		AccessKey: "harness" + randHex(4),
 		SecretKey: randHex(20),
+		Secure:    secure,
 		bin:       bin,
 		dir:       dir,
+	}
+	// MinIO serves TLS when its certs dir holds public.crt and private.key;
+	// a plain server gets an empty one, so certificates in the default
+	// ~/.minio/certs cannot turn it into a TLS server.
+	if err := os.MkdirAll(m.certsDir(), 0o700); err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, err
+	}
+	if secure {
+		ca, err := writeTLSCerts(m.certsDir(), "127.0.0.1")
+		if err != nil {
+			_ = os.RemoveAll(dir)
+			return nil, fmt.Errorf("minio tls certificates: %w", err)
+		}
+		m.CACert = ca
 	}
 	if err := m.start(); err != nil {
 		_ = os.RemoveAll(dir)
@@ -119,7 +139,8 @@ func (m *MinIO) start() error {
 	kms := make([]byte, 32)
 	_, _ = rand.Read(kms)
 	cmd := exec.Command(m.bin, "server", filepath.Join(m.dir, "data"),
-		"--address", m.Endpoint, "--console-address", fmt.Sprintf("127.0.0.1:%d", consolePort), "--quiet")
+		"--address", m.Endpoint, "--console-address", fmt.Sprintf("127.0.0.1:%d", consolePort),
+		"--certs-dir", m.certsDir(), "--quiet")
 	cmd.Env = append(os.Environ(),
 		"MINIO_ROOT_USER="+m.AccessKey,
 		"MINIO_ROOT_PASSWORD="+m.SecretKey,
@@ -141,9 +162,11 @@ func (m *MinIO) start() error {
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); _ = logf.Close(); close(done) }()
 	m.cmd, m.done = cmd, done
+	hc := &http.Client{Transport: m.Transport(), Timeout: 5 * time.Second}
+	defer hc.CloseIdleConnections()
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
-		resp, err := http.Get("http://" + m.Endpoint + "/minio/health/cluster")
+		resp, err := hc.Get(m.URL() + "/minio/health/cluster")
 		if err == nil {
 			_ = resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
