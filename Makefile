@@ -15,8 +15,9 @@ dev:
 build:
 	$(GO) build -o $(BIN)/mfaflow ./cmd/mfaflow
 
-## deps: what the tests need on a fresh machine: PostgreSQL binaries and the pinned MinIO server
-deps: $(BIN)/minio
+## deps: what the tests need on a fresh machine: PostgreSQL binaries, the pinned MinIO server, and the
+## Temporal server and its SQL schema tool (go.mod's tools) for the production-topology test
+deps: $(BIN)/minio $(BIN)/temporal-server $(BIN)/temporal-sql-tool
 	@scripts/test-deps.sh
 
 $(BIN)/minio:
@@ -26,8 +27,18 @@ $(BIN)/minio:
 ## test: lint, every test with the race detector against real servers, then each fuzz target briefly
 test: deps lint test-go fuzz-short
 
+# The server module's own binaries, at go.mod's version; rebuilt when go.mod changes (fast once the
+# Go build cache is warm, several minutes cold).
+$(BIN)/temporal-server: go.mod
+	@echo "building the Temporal server (go.temporal.io/server/cmd/server) into $(BIN)"
+	$(GO) build -o $@ go.temporal.io/server/cmd/server
+
+$(BIN)/temporal-sql-tool: go.mod
+	$(GO) build -o $@ go.temporal.io/server/cmd/tools/sql
+
 test-go:
-	MFAFLOW_MINIO_BIN=$(BIN)/minio $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+	MFAFLOW_MINIO_BIN=$(BIN)/minio MFAFLOW_TEMPORAL_SERVER_BIN=$(BIN)/temporal-server \
+	MFAFLOW_TEMPORAL_SQL_TOOL_BIN=$(BIN)/temporal-sql-tool $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
 	# Allocation counts are only meaningful without the race detector.
 	$(GO) test -count=1 -run 'TestVerifyAllocs' ./mfa/
 
