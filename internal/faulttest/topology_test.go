@@ -27,7 +27,6 @@ import (
 	"github.com/mfaflow/mfaflow/mfa"
 	"github.com/mfaflow/mfaflow/store"
 	"github.com/mfaflow/mfaflow/store/storetest"
-	"github.com/mfaflow/mfaflow/worker"
 	"github.com/mfaflow/mfaflow/workflows"
 )
 
@@ -196,13 +195,18 @@ func (f forwardedFor) RoundTrip(req *http.Request) (*http.Response, error) {
 // mid-flight one worker and one API get SIGKILL and the Temporal server is
 // killed and restarted. Every appeal then ends unbound exactly once: its
 // device revoked, one unbind audit entry, one revoke_sessions message id at
-// the console hook, and no answer was a 500.
+// the console hook, and no answer was a 500. The workers' build became the
+// deployment's current version by itself (nobody set it), and every appeal
+// ran pinned to it.
 func TestProductionTopology(t *testing.T) {
 	const (
 		appeals     = 10
 		testBound   = 5 * time.Minute
 		settleBound = 3 * time.Minute
 		buildID     = "topology-1"
+		// The Worker Deployment every mfaflow worker joins (issue 12
+		// item 1; worker.DeploymentName).
+		deploymentName = "mfaflow"
 	)
 	// The builds are not counted: cold, the Temporal server alone takes minutes.
 	bin := buildBinary(t)
@@ -437,12 +441,12 @@ func TestProductionTopology(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tc.Close()
-	dep, err := tc.WorkerDeploymentClient().GetHandle(worker.DeploymentName).Describe(bg, sdkclient.WorkerDeploymentDescribeOptions{})
+	dep, err := tc.WorkerDeploymentClient().GetHandle(deploymentName).Describe(bg, sdkclient.WorkerDeploymentDescribeOptions{})
 	if err != nil {
-		t.Fatalf("describe worker deployment %s: %v", worker.DeploymentName, err)
+		t.Fatalf("describe worker deployment %s: %v", deploymentName, err)
 	}
 	if cur := dep.Info.RoutingConfig.CurrentVersion; cur == nil || cur.BuildID != buildID {
-		t.Errorf("worker deployment %s: current version %+v, want build %s", worker.DeploymentName, cur, buildID)
+		t.Errorf("worker deployment %s: current version %+v, want build %s", deploymentName, cur, buildID)
 	}
 	for _, r := range runs {
 		d, err := tc.DescribeWorkflowExecution(bg, r.id, "")
@@ -451,8 +455,8 @@ func TestProductionTopology(t *testing.T) {
 		}
 		vi := d.GetWorkflowExecutionInfo().GetVersioningInfo()
 		if vi.GetBehavior() != enumspb.VERSIONING_BEHAVIOR_PINNED || vi.GetDeploymentVersion().GetBuildId() != buildID ||
-			vi.GetDeploymentVersion().GetDeploymentName() != worker.DeploymentName {
-			t.Errorf("%s: versioning %v on %v, want pinned to %s build %s", r.id, vi.GetBehavior(), vi.GetDeploymentVersion(), worker.DeploymentName, buildID)
+			vi.GetDeploymentVersion().GetDeploymentName() != deploymentName {
+			t.Errorf("%s: versioning %v on %v, want pinned to %s build %s", r.id, vi.GetBehavior(), vi.GetDeploymentVersion(), deploymentName, buildID)
 		}
 	}
 	// Exactly once, from the store, the audit log and the console hook.
