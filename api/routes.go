@@ -28,6 +28,7 @@ func (s *Server) routes() {
 		r.GET("/metrics", s.requireMetricsToken(), gin.WrapH(MetricsHandler(s.deps.Registry, "")))
 	}
 	r.GET("/openapi.yaml", func(c *gin.Context) { c.Data(http.StatusOK, "application/yaml", openapiYAML) })
+	r.GET("/v1", handleIndex())
 
 	acct := r.Group("/v1/accounts/:account_id", s.limitBody(), s.requireConsole())
 	acct.POST("/mfa/bindings", s.handleCreateBinding())

@@ -154,6 +154,7 @@ func accessRows() []accessRow {
 		{route: "HEAD /readyz", want: everyone(200), req: none},
 		{route: "GET /metrics", want: everyone(200), req: none},
 		{route: "GET /openapi.yaml", want: everyone(200), req: none},
+		{route: "GET /v1", want: everyone(200), req: none},
 
 		// Console: the console key only.
 		{route: "POST /v1/accounts/:account_id/mfa/bindings", want: consoleOnly(201),
@@ -345,6 +346,11 @@ func accessRows() []accessRow {
 		{route: "GET /appeals/:appeal_id/owner-cancel", want: everyone(200),
 			req: func(f *accessFixtures, _ caller, _ bool) accessRequest {
 				return accessRequest{params: appealParams(f.this), query: "token=" + activities.OwnerCancelToken(f.s.keys, f.this.id)}
+			}},
+		{route: "GET /c/:token", want: everyone(303),
+			req: func(f *accessFixtures, _ caller, _ bool) accessRequest {
+				token, _ := activities.OwnerCancelShortToken(f.s.keys, f.this.id)
+				return accessRequest{params: map[string]string{"token": token}}
 			}},
 		{route: "GET /review", want: everyone(200), req: none},
 		{route: "GET /review/case", want: everyone(200),
