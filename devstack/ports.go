@@ -43,15 +43,37 @@ func (pp *portPicker) release() {
 	pp.listeners = nil
 }
 
-// checkBindable reports an error when host:port cannot be listened on right
-// now, typically because something else already uses the port. The embedded
-// servers treat a failed listen as fatal for the whole process, so the check
-// runs before they start.
-func checkBindable(host string, port int) error {
+// Servers of the dev stack, as a PortError names them.
+const (
+	ServerTemporal = "temporal" // the Temporal frontend (gRPC)
+	ServerUI       = "ui"       // the Temporal Web UI
+	ServerS3       = "s3"       // the embedded S3 server
+)
+
+// PortError is a configured port a dev-stack server cannot listen on,
+// typically because something else uses it. Server (ServerTemporal,
+// ServerUI or ServerS3) says which, so that the caller can name its setting.
+type PortError struct {
+	Server string
+	Addr   string
+	Err    error
+}
+
+func (e *PortError) Error() string {
+	return fmt.Sprintf("devstack: %s address %s is not available: %v", e.Server, e.Addr, e.Err)
+}
+
+func (e *PortError) Unwrap() error { return e.Err }
+
+// checkBindable reports a *PortError when host:port cannot be listened on
+// right now, typically because something else already uses the port. The
+// embedded servers treat a failed listen as fatal for the whole process, so
+// the check runs before they start.
+func checkBindable(server, host string, port int) error {
 	addr := net.JoinHostPort(host, strconv.Itoa(port))
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("devstack: address %s is not available: %w", addr, err)
+		return &PortError{Server: server, Addr: addr, Err: err}
 	}
 	return l.Close()
 }

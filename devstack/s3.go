@@ -140,7 +140,7 @@ func s3ListenAddr(addr string) (string, int, error) {
 		if port, err = FreePort(host); err != nil {
 			return "", 0, err
 		}
-	} else if err := checkBindable(host, port); err != nil {
+	} else if err := checkBindable(ServerS3, host, port); err != nil {
 		return "", 0, err
 	}
 	return host, port, nil

@@ -273,12 +273,12 @@ type temporalPorts struct {
 // ports are checked first because the server aborts on a failed listen.
 func (cfg *TemporalConfig) ports() (temporalPorts, error) {
 	if cfg.FrontendPort != 0 {
-		if err := checkBindable(cfg.IP, cfg.FrontendPort); err != nil {
+		if err := checkBindable(ServerTemporal, cfg.IP, cfg.FrontendPort); err != nil {
 			return temporalPorts{}, err
 		}
 	}
 	if cfg.UIPort > 0 {
-		if err := checkBindable(cfg.IP, cfg.UIPort); err != nil {
+		if err := checkBindable(ServerUI, cfg.IP, cfg.UIPort); err != nil {
 			return temporalPorts{}, err
 		}
 	}
@@ -428,18 +428,31 @@ func serverConfig(cfg TemporalConfig, p temporalPorts, sqlCfg *config.SQL) *conf
 // ensureNamespace waits until the frontend serves the namespace, then adds
 // the search attributes it lacks and waits until all of them are listed.
 func (t *Temporal) ensureNamespace(ctx context.Context, attrs map[string]enumspb.IndexedValueType) error {
-	c, err := dialFrontend(ctx, t.frontend, t.namespace, t.logger)
+	return EnsureNamespace(ctx, t.frontend, t.namespace, attrs, t.logger)
+}
+
+// EnsureNamespace waits until the Temporal frontend at addr serves
+// namespace, then adds the search attributes of attrs it lacks and waits
+// until all of them are listed; the dev stack uses it on a Temporal server
+// given by TEMPORAL_ADDRESS too. ctx bounds the wait. It returns an error
+// when the namespace is not served in time, or an attribute exists with
+// another type. A nil logger discards.
+func EnsureNamespace(ctx context.Context, addr, namespace string, attrs map[string]enumspb.IndexedValueType, logger *slog.Logger) error {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	c, err := dialFrontend(ctx, addr, namespace, logger)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
 
 	err = retry(ctx, func() error {
-		_, err := c.WorkflowService().DescribeNamespace(ctx, &workflowservice.DescribeNamespaceRequest{Namespace: t.namespace})
+		_, err := c.WorkflowService().DescribeNamespace(ctx, &workflowservice.DescribeNamespaceRequest{Namespace: namespace})
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("devstack: namespace %q not served: %w", t.namespace, err)
+		return fmt.Errorf("devstack: namespace %q not served: %w", namespace, err)
 	}
 	if len(attrs) == 0 {
 		return nil
@@ -448,7 +461,7 @@ func (t *Temporal) ensureNamespace(ctx context.Context, attrs map[string]enumspb
 	ops := c.OperatorService()
 	added := false
 	return retry(ctx, func() error {
-		resp, err := ops.ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: t.namespace})
+		resp, err := ops.ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: namespace})
 		if err != nil {
 			return err
 		}
@@ -470,7 +483,7 @@ func (t *Temporal) ensureNamespace(ctx context.Context, attrs map[string]enumspb
 		}
 		if !added {
 			_, err := ops.AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{
-				Namespace:        t.namespace,
+				Namespace:        namespace,
 				SearchAttributes: missing,
 			})
 			var invalid *serviceerror.InvalidArgument
@@ -481,7 +494,7 @@ func (t *Temporal) ensureNamespace(ctx context.Context, attrs map[string]enumspb
 				return err
 			}
 			added = true
-			t.logger.Info("temporal search attributes added", "namespace", t.namespace, "count", len(missing))
+			logger.Info("temporal search attributes added", "namespace", namespace, "count", len(missing))
 		}
 		// The namespace cache refreshes every few seconds; poll until the
 		// new attributes show.

@@ -96,6 +96,60 @@ func newUIServer(o uiOptions) (srv *uiserver.Server, err error) {
 	return srv, nil
 }
 
+// UIConfig configures StartUI.
+type UIConfig struct {
+	IP        string // default 127.0.0.1
+	Port      int    // 0 picks a free port
+	Frontend  string // the Temporal frontend's host:port
+	Namespace string
+	Logger    *slog.Logger // nil discards
+}
+
+// UI is a running Temporal Web UI.
+type UI struct {
+	u    *uiServer
+	addr string
+}
+
+// StartUI starts the Temporal Web UI for the frontend cfg.Frontend (one that
+// StartTemporal did not start, such as TEMPORAL_ADDRESS) and returns once it
+// answers. It returns a *PortError when cfg.Port is taken, or an error when
+// the UI does not start.
+func StartUI(ctx context.Context, cfg UIConfig) (*UI, error) {
+	if cfg.IP == "" {
+		cfg.IP = loopback
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if err := validPort(cfg.Port); err != nil {
+		return nil, fmt.Errorf("devstack: temporal UI port: %w", err)
+	}
+	port := cfg.Port
+	if port == 0 {
+		p, err := FreePort(cfg.IP)
+		if err != nil {
+			return nil, err
+		}
+		port = p
+	} else if err := checkBindable(ServerUI, cfg.IP, port); err != nil {
+		return nil, err
+	}
+	rctx, cancel := withDefaultTimeout(ctx, defaultStartMax)
+	defer cancel()
+	u, err := startUI(rctx, uiOptions{ip: cfg.IP, port: port, frontend: cfg.Frontend, namespace: cfg.Namespace, logger: cfg.Logger})
+	if err != nil {
+		return nil, err
+	}
+	return &UI{u: u, addr: net.JoinHostPort(connectHost(cfg.IP), strconv.Itoa(port))}, nil
+}
+
+// Addr returns the UI's address as host:port.
+func (u *UI) Addr() string { return u.addr }
+
+// Stop stops the UI.
+func (u *UI) Stop() { u.u.stop() }
+
 // stop closes the UI's listener and waits briefly for its serve loop to end.
 func (u *uiServer) stop() {
 	u.srv.Stop()

@@ -32,6 +32,7 @@ usage:
   mfaflow tokens import FILE   import hardware token cards (CSV or PSKC), all or nothing
   mfaflow keys rotate          re-seal device and token secrets with the current key of MFAFLOW_SECRET_KEYS
   mfaflow keys status          what still uses each key of the ring, and when a key can be retired
+  mfaflow totp [-pair|-next] SECRET   an authenticator app's code for a demo secret (dev)
   mfaflow help      this text; "mfaflow <command> -h" lists the settings
 
 Settings come from environment variables, each also a flag.
@@ -58,6 +59,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runTokens(ctx, rest, getenv, stdout, stderr)
 	case "keys":
 		return runKeys(ctx, rest, getenv, stdout, stderr)
+	case "totp":
+		return runTOTP(ctx, rest, getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -110,13 +110,20 @@ func buildBinary(t *testing.T) string {
 	return bin
 }
 
-var apiLine = regexp.MustCompile(`(?m)^\s+API\s+(http://\S+)`)
+var apiLine = regexp.MustCompile(`(?m)^\s+API\s+(http://[^\s/]+)`)
 
 func startDev(t *testing.T, bin, dataDir string) *devProcess {
 	t.Helper()
+	return startDevWith(t, bin, dataDir, []string{"MFAFLOW_APPEAL_COOLDOWN=0"})
+}
+
+// startDevWith runs "mfaflow dev" on dataDir with every port picked freely
+// and env added to the environment, and returns once its banner is out.
+func startDevWith(t *testing.T, bin, dataDir string, env []string) *devProcess {
+	t.Helper()
 	cmd := exec.Command(bin, "dev", "-data-dir", dataDir, "-http-addr", "127.0.0.1:0",
 		"-temporal-port", "0", "-ui-port", "0", "-s3-port", "0")
-	cmd.Env = append(os.Environ(), "MFAFLOW_APPEAL_COOLDOWN=0")
+	cmd.Env = append(os.Environ(), env...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -147,7 +154,7 @@ func startDev(t *testing.T, bin, dataDir string) *devProcess {
 		_ = logf.Close()
 	})
 	var banner strings.Builder
-	deadline := time.After(60 * time.Second)
+	deadline := time.After(180 * time.Second)
 	for p.api == "" {
 		select {
 		case line, ok := <-lines:
@@ -160,7 +167,7 @@ func startDev(t *testing.T, bin, dataDir string) *devProcess {
 				p.api = m[1]
 			}
 		case <-deadline:
-			t.Fatalf("no banner after 60s:\n%s", banner.String())
+			t.Fatalf("no banner after 180s:\n%s", banner.String())
 		}
 	}
 	// Read the rest of the banner (up to the Ctrl-C line).
@@ -301,4 +308,18 @@ func TestDevStackRestartKeepsState(t *testing.T) {
 	}
 	_ = took
 	p2.stop(t)
+}
+
+func TestTOTP(t *testing.T) {
+	const secret = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"totp", "-pair", secret}, func(string) string { return "" }, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`^\d{6} \d{6}\n$`).MatchString(out.String()) {
+		t.Fatalf("totp -pair = %q", out.String())
+	}
+	if err := run(context.Background(), []string{"totp", "not base32!"}, func(string) string { return "" }, io.Discard, io.Discard); err == nil || strings.Contains(err.Error(), "not base32!") {
+		t.Fatalf("bad secret: %v", err)
+	}
 }

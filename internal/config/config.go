@@ -71,6 +71,18 @@ type Config struct {
 	WebAuthnRPName  string
 	WebAuthnOrigins []string
 	WebAuthnAAGUIDs []string
+
+	// Staff sign-in to the pages through the company IdP (OpenID Connect,
+	// SPEC §5b): off while OIDCIssuer is empty. OIDCRolesClaim names the
+	// ID-token claim holding "reviewer"/"admin"; empty: "roles".
+	OIDCIssuer       string
+	OIDCClientID     string
+	OIDCClientSecret string
+	OIDCRolesClaim   string
+
+	// BuildID is the worker's build id in the Worker Deployment "mfaflow";
+	// empty: the binary's VCS revision (worker.DefaultBuildID).
+	BuildID string
 }
 
 // ConsoleURLNone is the MFAFLOW_CONSOLE_URL that runs production without
@@ -119,6 +131,7 @@ var Vars = []Var{
 	}},
 	{"TEMPORAL_ADDRESS", "temporal-address", "Temporal frontend host:port", func(c *Config, v string) error { return hostPort(&c.TemporalAddress, v) }},
 	{"TEMPORAL_NAMESPACE", "temporal-namespace", "Temporal namespace", func(c *Config, v string) error { return nonEmpty(&c.TemporalNamespace, v) }},
+	{"MFAFLOW_BUILD_ID", "build-id", "worker build id in the Worker Deployment mfaflow (default: the binary's VCS revision)", func(c *Config, v string) error { return buildID(&c.BuildID, v) }},
 	{"DATABASE_URL", "database-url", "PostgreSQL URL (postgres://…)", func(c *Config, v string) error { return pgURL(&c.DatabaseURL, v) }},
 	{"S3_ENDPOINT", "s3-endpoint", "S3/MinIO endpoint host:port", func(c *Config, v string) error { return hostPort(&c.S3Endpoint, v) }},
 	{"S3_ACCESS_KEY", "s3-access-key", "S3 access key", func(c *Config, v string) error { return nonEmpty(&c.S3AccessKey, v) }},
@@ -149,6 +162,18 @@ var Vars = []Var{
 	{"MFAFLOW_WEBAUTHN_AAGUIDS", "webauthn-aaguids", "optional comma-separated allow-list of authenticator models (AAGUIDs)", func(c *Config, v string) error {
 		return aaguidList(&c.WebAuthnAAGUIDs, v)
 	}},
+	{"MFAFLOW_OIDC_ISSUER", "oidc-issuer", "issuer URL of the company IdP for staff sign-in to the pages (OpenID Connect); empty: pages take a pasted JWT", func(c *Config, v string) error { return httpURL(&c.OIDCIssuer, v) }},
+	{"MFAFLOW_OIDC_CLIENT_ID", "oidc-client-id", "mfaflow's client id at the IdP; required with the issuer", func(c *Config, v string) error { return nonEmpty(&c.OIDCClientID, v) }},
+	{"MFAFLOW_OIDC_CLIENT_SECRET", "oidc-client-secret", "mfaflow's client secret at the IdP", func(c *Config, v string) error { return nonEmpty(&c.OIDCClientSecret, v) }},
+	{"MFAFLOW_OIDC_ROLES_CLAIM", "oidc-roles-claim", `ID-token claim holding the "reviewer"/"admin" roles (default roles)`, func(c *Config, v string) error { return nonEmpty(&c.OIDCRolesClaim, v) }},
+}
+
+// RequireOIDC checks that an OIDC issuer comes with a client id.
+func (c Config) RequireOIDC() error {
+	if c.OIDCIssuer != "" && c.OIDCClientID == "" {
+		return errors.New("MFAFLOW_OIDC_CLIENT_ID: required with MFAFLOW_OIDC_ISSUER")
+	}
+	return nil
 }
 
 // cidrList parses comma-separated CIDRs; a bare address stands for itself
@@ -185,6 +210,19 @@ func cidrList(dst *[]string, v string) error {
 		return errors.New("no CIDR given")
 	}
 	*dst = out
+	return nil
+}
+
+var buildIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$`)
+
+// buildID checks a worker build id: what Temporal accepts and a shell
+// passes unquoted.
+func buildID(dst *string, v string) error {
+	v = strings.TrimSpace(v)
+	if !buildIDPattern.MatchString(v) {
+		return errors.New("want up to 128 letters, digits, '.', '_', '+' or '-', starting with a letter or digit")
+	}
+	*dst = v
 	return nil
 }
 
@@ -257,8 +295,39 @@ func Load(name string, args []string, getenv func(string) string) (Config, []str
 // LoadWith is Load with extra flags of one subcommand, registered by extra on
 // the same flag set.
 func LoadWith(name string, args []string, getenv func(string) string, extra func(*flag.FlagSet)) (Config, []string, error) {
-	c := Defaults()
+	return load(name, args, getenv, Vars, extra)
+}
+
+// LoadOnly is LoadWith for a subcommand that honours only the variables
+// named in names (mfaflow dev): the others are neither read from the
+// environment nor accepted as flags. A name that is no variable panics.
+func LoadOnly(name string, args []string, getenv func(string) string, names []string, extra func(*flag.FlagSet)) (Config, []string, error) {
+	return load(name, args, getenv, Only(names), extra)
+}
+
+// Only returns the variables named in names, in the order of Vars. A name
+// that is no variable panics: it is a programming error.
+func Only(names []string) []Var {
+	want := map[string]bool{}
+	for _, n := range names {
+		want[n] = true
+	}
+	var out []Var
 	for _, v := range Vars {
+		if want[v.Env] {
+			out = append(out, v)
+			delete(want, v.Env)
+		}
+	}
+	for n := range want {
+		panic("config: no variable " + n)
+	}
+	return out
+}
+
+func load(name string, args []string, getenv func(string) string, vars []Var, extra func(*flag.FlagSet)) (Config, []string, error) {
+	c := Defaults()
+	for _, v := range vars {
 		if s := getenv(v.Env); s != "" {
 			if err := v.set(&c, s); err != nil {
 				return c, nil, fmt.Errorf("%s: %w", v.Env, err)
@@ -268,7 +337,7 @@ func LoadWith(name string, args []string, getenv func(string) string, extra func
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(new(strings.Builder))
 	var ferr error
-	for _, v := range Vars {
+	for _, v := range vars {
 		v := v
 		fs.Func(v.Flag, v.Help+" ($"+v.Env+")", func(s string) error {
 			if err := v.set(&c, s); err != nil {
@@ -291,12 +360,34 @@ func LoadWith(name string, args []string, getenv func(string) string, extra func
 }
 
 // Usage describes every variable, for help output.
-func Usage() string {
+func Usage() string { return UsageOf(Vars) }
+
+// UsageOf describes vars, each with its default when it has one, for help
+// output.
+func UsageOf(vars []Var) string {
 	var b strings.Builder
-	for _, v := range Vars {
-		fmt.Fprintf(&b, "  -%-20s $%-26s %s\n", v.Flag, v.Env, v.Help)
+	for _, v := range vars {
+		help := v.Help
+		if d := defaultText[v.Env]; d != "" {
+			help += " (default " + d + ")"
+		}
+		fmt.Fprintf(&b, "  -%-20s $%-26s %s\n", v.Flag, v.Env, help)
 	}
 	return b.String()
+}
+
+// defaultText shows the defaults of Defaults in help output.
+var defaultText = map[string]string{
+	"MFAFLOW_HTTP_ADDR":         "127.0.0.1:8080",
+	"MFAFLOW_DATA_DIR":          ".mfaflow-dev",
+	"MFAFLOW_APPEAL_COOLDOWN":   "24h",
+	"MFAFLOW_DOCUMENT_DEADLINE": "7d",
+	"MFAFLOW_REVIEW_SLA":        "72h",
+	"MFAFLOW_RETENTION":         "180d",
+	"MFAFLOW_FOUR_EYES":         "enterprise",
+	"TEMPORAL_NAMESPACE":        "default",
+	"S3_BUCKET":                 "mfaflow-documents",
+	"S3_USE_TLS":                "false",
 }
 
 // RequireProduction checks what serve and worker need outside the dev stack.
@@ -325,6 +416,9 @@ func (c Config) RequireProduction(needHTTP bool) error {
 			return errors.New("MFAFLOW_JWT_HS256_SECRET or MFAFLOW_JWKS_URL: one is required")
 		}
 		if err := c.RequireJWKS(); err != nil {
+			return err
+		}
+		if err := c.RequireOIDC(); err != nil {
 			return err
 		}
 	}

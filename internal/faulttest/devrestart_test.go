@@ -29,7 +29,7 @@ type devProc struct {
 	log  string
 }
 
-var bannerAPI = regexp.MustCompile(`^\s+API\s+(http://\S+)`)
+var bannerAPI = regexp.MustCompile(`^\s+API\s+(http://[^\s/]+)`)
 
 // startDev runs `mfaflow dev` on dataDir with every port picked freely and
 // returns once the banner named the API.
