@@ -31,6 +31,7 @@ import (
 	"github.com/mfaflow/mfaflow/auth"
 	"github.com/mfaflow/mfaflow/codec"
 	"github.com/mfaflow/mfaflow/console"
+	"github.com/mfaflow/mfaflow/i18n"
 	"github.com/mfaflow/mfaflow/internal/harness/temporalharness"
 	"github.com/mfaflow/mfaflow/inventory"
 	"github.com/mfaflow/mfaflow/mfa"
@@ -177,12 +178,14 @@ func chromiumPath(t *testing.T) string {
 }
 
 // artifactDir is where the test saves its screenshots:
-// $MFAFLOW_TEST_ARTIFACTS/<test name> when set, else a temporary directory.
+// $MFAFLOW_TEST_ARTIFACTS/<test name> when set, else the repository's
+// git-ignored .cache/screenshots/<test name>, where they stay for a look
+// after the run.
 func artifactDir(t *testing.T) string {
 	t.Helper()
 	base := os.Getenv("MFAFLOW_TEST_ARTIFACTS")
 	if base == "" {
-		return t.TempDir()
+		base = filepath.Join("..", ".cache", "screenshots")
 	}
 	dir := filepath.Join(base, strings.ReplaceAll(t.Name(), "/", "_"))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -216,6 +219,10 @@ func newBrowser(t *testing.T) *browser {
 		chromedp.Flag("hide-scrollbars", true),
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(1000, 1200),
+		// An English browser: the pages' language comes from
+		// Accept-Language unless a test picks one with ?lang=.
+		chromedp.Flag("lang", "en-US"),
+		chromedp.Flag("accept-lang", "en-US,en"),
 	}
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	t.Cleanup(cancelAlloc)
@@ -388,7 +395,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	b.waitText("protection", "Login protection: off · Operation protection: off")
 	b.waitText("devices", "No MFA device bound.")
 	b.waitText("status", "Account demo-personal loaded.")
-	b.screenshot("01-loaded")
+	b.checkPage(i18n.EN, "console-01-loaded")
 
 	// 2. Bind a virtual device: the API sends an SMS code.
 	b.click("bind-virtual")
@@ -409,6 +416,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	if err != nil || len(secret) < 20 {
 		t.Fatalf("#secret = %q: not a 160-bit base32 key (%v)", b.text("secret"), err)
 	}
+	b.notCovered("code1")
 	b.screenshot("03-qr")
 
 	// 4. Two consecutive codes from the "app" and both scopes.
@@ -425,7 +433,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	b.waitText("devices", "Virtual MFA device dev")
 	b.waitText("protection", "Login protection: on · Operation protection: on")
 	b.shownCodes()
-	b.screenshot("05-bound")
+	b.checkPage(i18n.EN, "console-05-bound")
 
 	// 5. Login check. The binding's own code is refused as reused, with the
 	// API's error code in the status line.
@@ -477,6 +485,25 @@ func TestConsoleInBrowser(t *testing.T) {
 	b.waitText("h-codes", "Your recovery codes for demo-enterprise")
 	b.shownCodes()
 	b.screenshot("11-hardware-bound")
+}
+
+// notCovered checks that the sticky status line does not cover the field
+// #id when it has the focus (scrolled into view by the browser).
+func (b *browser) notCovered(id string) {
+	b.t.Helper()
+	js := fmt.Sprintf(`(() => { const f = document.getElementById(%s); f.focus(); const s = document.getElementById("status").getBoundingClientRect();
+		const r = f.getBoundingClientRect(); return JSON.stringify({focused: document.activeElement === f, top: r.top, bottom: r.bottom, statusBottom: s.bottom, vh: window.innerHeight}); })()`, jsString(id))
+	var g struct {
+		Focused                   bool
+		Top, Bottom, StatusBottom float64
+		VH                        float64 `json:"vh"`
+	}
+	if err := json.Unmarshal([]byte(eval[string](b, js)), &g); err != nil {
+		b.t.Fatal(err)
+	}
+	if !g.Focused || g.Top < g.StatusBottom || g.Bottom > g.VH {
+		b.t.Errorf("#%s focused: its box %.0f–%.0f px, the status line ends at %.0f px, the viewport at %.0f px: covered or out of view", id, g.Top, g.Bottom, g.StatusBottom, g.VH)
+	}
 }
 
 // readDemoCode reads a demo card's current code from the dev route the page

@@ -111,6 +111,18 @@ window.mfaflow = (function () {
     }
   }
 
+  // The sticky status line never covers the focused field: the page's
+  // scroll padding follows its height.
+  (function () {
+    const s = $("status");
+    if (!s || !window.ResizeObserver) {
+      return;
+    }
+    new ResizeObserver(() => {
+      document.documentElement.style.scrollPaddingTop = (s.offsetHeight + 16) + "px";
+    }).observe(s);
+  })();
+
   // errorText says an API error in words: the API's message, which follows
   // the page's language, with its code for support.
   function errorText(e) {

@@ -55,6 +55,10 @@
     identityHardware: "page.console.identityHardware",
     identityWebAuthn: "page.console.identityWebAuthn",
     unexpectedStatus: "page.console.unexpectedStatus",
+    resumed: "page.console.resumed",
+    bindingCancelled: "page.console.bindingCancelled",
+    bindingExpired: "page.console.bindingExpired",
+    bindingElsewhere: "page.console.bindingElsewhere",
     boundResult: "page.console.boundResult",
     bound: "page.console.bound",
     boundWithCodes: "page.console.boundWithCodes",
@@ -138,6 +142,14 @@
       super(message);
       this.kind = kind;
     }
+  }
+
+  // The sticky status line never covers the focused field: the page's
+  // scroll padding follows its height.
+  if (window.ResizeObserver) {
+    new ResizeObserver(() => {
+      document.documentElement.style.scrollPaddingTop = (statusEl.offsetHeight + 16) + "px";
+    }).observe(statusEl);
   }
 
   // show sets the status line, a live region: an unchanged message is not
@@ -543,7 +555,45 @@
     }
   }
 
+  // The binding this page started is remembered in the tab's
+  // sessionStorage (its id and device type, per account), so that after a
+  // reload the page resumes it, or cancels it, instead of being refused
+  // with binding_in_progress until it expires.
+  function bindingKey() {
+    return "mfaflow.console.binding." + accountID();
+  }
+
+  function rememberBinding(b) {
+    try {
+      if (b) {
+        sessionStorage.setItem(bindingKey(), JSON.stringify(b));
+      } else {
+        sessionStorage.removeItem(bindingKey());
+      }
+    } catch (e) {
+      // No storage (private mode): the binding is not resumed after a reload.
+    }
+  }
+
+  function rememberedBinding() {
+    try {
+      const b = JSON.parse(sessionStorage.getItem(bindingKey()) || "null");
+      return b && typeof b.id === "string" && b.id ? b : null;
+    } catch (e) {
+      return null;
+    }
+  }
+
+  // endBinding forgets the binding in progress: it was bound, cancelled,
+  // or it ended on the server.
+  function endBinding() {
+    binding = null;
+    rememberBinding(null);
+    $("bind-pending").hidden = true;
+  }
+
   function hideSteps() {
+    $("bind-pending").hidden = true;
     for (const id of ["bind-proof-step", "sms-step", "virtual-step", "hardware-step", "webauthn-step"]) {
       $(id).hidden = true;
     }
@@ -616,11 +666,28 @@
         await refresh().catch(() => {});
       }
       proofRefused("bind-proof", e);
+      if (e instanceof APIError && e.code === "binding_in_progress") {
+        // This page's own binding (another tab of it, or a reload that did
+        // not resume it) comes back; one started elsewhere is explained.
+        if (await resumeBinding()) {
+          return;
+        }
+        show(fmt("bindingElsewhere", { account: accountID() }), "error");
+        return;
+      }
       throw e;
     }
     hideSteps();
     bindType = null;
     binding = { id: r.binding_id, type: type };
+    rememberBinding(binding);
+    showSMSStep();
+    const opt = selectedOption();
+    show(fmt("smsSent", { phone: (opt && opt.dataset.maskedPhone) || fmt("boundPhone"), expires: formatTime(r.expires_at) }), "ok");
+  }
+
+  // showSMSStep shows the SMS code step of the binding in progress.
+  function showSMSStep() {
     const opt = selectedOption();
     const masked = opt ? opt.dataset.maskedPhone : "";
     const phone = opt ? opt.dataset.phone : "";
@@ -634,8 +701,8 @@
     }
     $("sms-code").value = "";
     $("sms-step").hidden = false;
+    $("bind-pending").hidden = false;
     $("sms-code").focus();
-    show(fmt("smsSent", { phone: masked || fmt("boundPhone"), expires: formatTime(r.expires_at) }), "ok");
   }
 
   async function loadQR() {
@@ -665,34 +732,105 @@
     }
     const r = await call("POST", bindingPath() + "/sms-code", { code: $("sms-code").value.trim() });
     $("sms-step").hidden = true;
-    if (r.status === "awaiting_device_codes") {
-      $("secret").textContent = r.secret;
-      $("code1").value = "";
-      $("code2").value = "";
-      $("virtual-step").hidden = false;
-      await loadQR();
-      $("code1").focus();
-      show(fmt("identityVirtual"), "ok");
-    } else if (r.status === "awaiting_webauthn") {
-      creation = r.creation_options;
-      $("wa-name").value = "";
-      $("webauthn-step").hidden = false;
-      $("wa-name").focus();
-      show(fmt("identityWebAuthn"), "ok");
-    } else if (r.status === "awaiting_hardware_token") {
-      $("serial").value = "";
-      $("hw-code").value = "";
-      $("hardware-step").hidden = false;
-      $("serial").focus();
-      show(fmt("identityHardware"), "ok");
+    const done = { awaiting_device_codes: "identityVirtual", awaiting_webauthn: "identityWebAuthn", awaiting_hardware_token: "identityHardware" };
+    if (await showStep(r)) {
+      show(fmt(done[r.status]), "ok");
     } else {
       show(fmt("unexpectedStatus", { status: r.status }), "error");
     }
   }
 
+  // showStep shows the step a binding at r.status waits for (r is the SMS
+  // step's answer, or a resumed binding's state, which carry the key or
+  // the creation options); false for a status no step of the page waits for.
+  async function showStep(r) {
+    switch (r.status) {
+      case "awaiting_sms_code":
+        showSMSStep();
+        return true;
+      case "awaiting_device_codes":
+        $("secret").textContent = r.secret;
+        $("code1").value = "";
+        $("code2").value = "";
+        $("virtual-step").hidden = false;
+        $("bind-pending").hidden = false;
+        await loadQR();
+        $("code1").focus();
+        return true;
+      case "awaiting_webauthn":
+        creation = r.creation_options;
+        $("wa-name").value = "";
+        $("webauthn-step").hidden = false;
+        $("bind-pending").hidden = false;
+        $("wa-name").focus();
+        return true;
+      case "awaiting_hardware_token":
+        $("serial").value = "";
+        $("hw-code").value = "";
+        $("hardware-step").hidden = false;
+        $("bind-pending").hidden = false;
+        $("serial").focus();
+        return true;
+    }
+    return false;
+  }
+
+  // resumeBinding brings back the binding this page started for the
+  // account (remembered across reloads) at the step it waits for; it
+  // returns false when there is none that is still open. A binding that
+  // ended on the server is forgotten.
+  async function resumeBinding() {
+    const b = rememberedBinding();
+    if (!b) {
+      return false;
+    }
+    binding = b;
+    let r;
+    try {
+      r = await call("GET", bindingPath());
+    } catch (e) {
+      if (e instanceof APIError && (e.code === "binding_not_found" || e.code === "wrong_state")) {
+        endBinding();
+        return false;
+      }
+      binding = null;
+      throw e;
+    }
+    hideSteps();
+    binding = { id: r.binding_id, type: r.device_type };
+    if (!(await showStep(r))) {
+      endBinding();
+      if (r.status === "expired") {
+        show(fmt("bindingExpired"), "error");
+      }
+      return false;
+    }
+    show(fmt("resumed", { expires: formatTime(r.expires_at) }), "ok");
+    return true;
+  }
+
+  // cancelBinding cancels the binding in progress (DELETE): the server
+  // drops its pending device or card, and a new binding can start at once.
+  async function cancelBinding() {
+    if (binding) {
+      try {
+        await call("DELETE", bindingPath());
+      } catch (e) {
+        if (!(e instanceof APIError && e.code === "binding_not_found")) {
+          throw e;
+        }
+      }
+    }
+    hideSteps();
+    endBinding();
+    bindType = null;
+    show(fmt("bindingCancelled"), "ok");
+    $("bind-virtual").focus();
+  }
+
   function bound(r) {
     hideSteps();
-    binding = null;
+    endBinding();
     const p = r.protection || {};
     const d = r.device || {};
     const result = $("bind-result");
@@ -745,7 +883,7 @@
     } catch (e) {
       if (e instanceof APIError && (e.code === "credential_refused" || e.code === "binding_not_found")) {
         hideSteps();
-        binding = null;
+        endBinding();
         setResult($("bind-result"), fmt("keyRegistrationRefused"), "refused");
       }
       throw e;
@@ -1003,6 +1141,7 @@
       show(fmt("accountSelected", { id: accountID() }));
       try {
         await refresh();
+        await resumeBinding();
       } catch (e) {
         showError(e);
       }
@@ -1018,6 +1157,7 @@
       $("bind-virtual").focus();
     });
     on("sms-step", "submit", action($("sms-submit"), submitSMS));
+    on("bind-cancel", "click", action($("bind-cancel"), cancelBinding));
     on("virtual-step", "submit", action($("confirm"), confirmVirtual));
     on("hardware-step", "submit", action($("hw-confirm"), confirmHardware));
     on("serial", "input", updateTokenLink);
@@ -1047,7 +1187,14 @@
     on("login-form", "submit", action($("login-verify"), verifyLogin));
     on("op-form", "submit", action($("op-verify"), deleteVM));
     on("op-reuse", "click", action($("op-reuse"), reuseGrant));
-    refresh().then(() => show(fmt("accountLoaded", { id: accountID() })), showError);
+    refresh()
+      .then(() => resumeBinding())
+      .then((resumed) => {
+        if (!resumed) {
+          show(fmt("accountLoaded", { id: accountID() }));
+        }
+      })
+      .catch(showError);
   }
 
   init();
