@@ -15,6 +15,7 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/mfaflow/mfaflow/i18n"
 	"github.com/mfaflow/mfaflow/mfa"
 	"github.com/mfaflow/mfaflow/notify"
 	"github.com/mfaflow/mfaflow/store"
@@ -222,11 +223,13 @@ func (a *Activities) AuditAppeal(ctx context.Context, in workflows.AppealAuditIn
 	return nil
 }
 
-// notifyOwner sends body to the account's bound phone and e-mail, with
-// message IDs "<id>-sms" and "<id>-email" so receivers drop repeats. A
+// notifyOwner sends the message msg (catalog "msg.<msg>.sms" and
+// ".email") to the account's bound phone and e-mail, in the account's
+// language and time zone; fill gives the template data for that reader.
+// Message IDs are "<id>-sms" and "<id>-email" so receivers drop repeats. A
 // receiver refusing a message for good is logged; other failures are
 // returned for a retry.
-func (a *Activities) notifyOwner(ctx context.Context, accountID, id, kind, body string, data map[string]string) error {
+func (a *Activities) notifyOwner(ctx context.Context, accountID, id, kind, msg string, fill func(notify.Text) map[string]any, data map[string]string) error {
 	acct, err := a.Store.GetAccount(ctx, accountID)
 	if errors.Is(err, store.ErrNotFound) {
 		a.warn(ctx, "appeal notice: account not in the directory", "account_id", accountID)
@@ -235,9 +238,14 @@ func (a *Activities) notifyOwner(ctx context.Context, accountID, id, kind, body 
 	if err != nil {
 		return fmt.Errorf("notify owner: %w", err)
 	}
+	tx := notify.TextFor(acct, a.issuer())
+	var vars map[string]any
+	if fill != nil {
+		vars = fill(tx)
+	}
 	for _, m := range []notify.Message{
-		{ID: id + "-sms", Channel: notify.SMS, To: acct.BoundPhone, Kind: kind, Body: body, Data: data},
-		{ID: id + "-email", Channel: notify.Email, To: acct.Email, Kind: kind, Body: body, Data: data},
+		{ID: id + "-sms", Channel: notify.SMS, To: acct.BoundPhone, Kind: kind, Body: tx.SMS(msg, vars), Data: data},
+		{ID: id + "-email", Channel: notify.Email, To: acct.Email, Kind: kind, Body: tx.Email(msg, vars), Data: data},
 	} {
 		if m.To == "" {
 			continue
@@ -253,40 +261,56 @@ func (a *Activities) notifyOwner(ctx context.Context, accountID, id, kind, body 
 }
 
 // NotifyAppealOwner tells the account's old channels (bound phone and
-// e-mail) about the appeal: filed and approved notices carry the owner's
-// cancel link (OwnerCancelURL). Message IDs are
-// "appeal-<id>-<event>-sms|email", so a retry sends the same messages.
+// e-mail) about the appeal, in the account's language and time zone: filed
+// and approved notices carry the owner's cancel link, the short one
+// (OwnerCancelShortURL) in the SMS and the full one (OwnerCancelURL) in the
+// e-mail. Message IDs are "appeal-<id>-<event>-sms|email", so a retry sends
+// the same messages.
 func (a *Activities) NotifyAppealOwner(ctx context.Context, in workflows.AppealNoticeInput) error {
-	link := OwnerCancelURL(a.Keys, in.PublicURL, in.AppealID)
-	var body string
+	var msg string
 	switch in.Event {
-	case workflows.AppealEventFiled:
-		body = fmt.Sprintf("[%s] An appeal to unbind the MFA devices of your account was filed because the bound phone was reported lost. "+
-			"If this was not you, cancel it now: %s", a.issuer(), link)
-	case workflows.AppealEventApproved:
-		body = fmt.Sprintf("[%s] The appeal to unbind the MFA devices of your account was approved. They will be unbound at %s UTC "+
-			"unless you cancel: %s (using your MFA device before then also cancels it).", a.issuer(), in.UnbindAt.UTC().Format("2006-01-02 15:04"), link)
+	case workflows.AppealEventFiled, workflows.AppealEventApproved:
+		msg = "appeal_filed"
+		if in.Event == workflows.AppealEventApproved {
+			msg = "appeal_approved"
+		}
+		return a.notifyOwnerLinks(ctx, in, msg)
 	case workflows.AppealEventRejected:
-		body = fmt.Sprintf("[%s] The appeal to unbind the MFA devices of your account was rejected. Your MFA devices stay bound.", a.issuer())
+		msg = "appeal_rejected"
 	case workflows.AppealEventCancelled:
-		body = fmt.Sprintf("[%s] The appeal to unbind the MFA devices of your account was cancelled. Your MFA devices stay bound.", a.issuer())
+		msg = "appeal_cancelled"
 	case workflows.AppealEventDeviceUsed:
-		body = fmt.Sprintf("[%s] Your MFA device was just used, so the appeal to unbind it was cancelled. If you did not use it, contact support at once.", a.issuer())
+		msg = "appeal_device_used"
 	case workflows.AppealEventUnbound:
-		return a.notifyOwner(ctx, in.AccountID, "appeal-"+in.AppealID+"-unbound", KindAppealUnbound, unboundNotice(a.issuer()),
+		return a.notifyOwner(ctx, in.AccountID, "appeal-"+in.AppealID+"-unbound", KindAppealUnbound, "appeal_unbound", nil,
 			map[string]string{"appeal_id": in.AppealID})
 	default:
 		return businessErr("appeal: unknown notice", workflows.ErrTypeInvalidInput, nil)
 	}
-	return a.notifyOwner(ctx, in.AccountID, "appeal-"+in.AppealID+"-"+in.Event, KindAppealNotice, body,
+	return a.notifyOwner(ctx, in.AccountID, "appeal-"+in.AppealID+"-"+in.Event, KindAppealNotice, msg, nil,
+		map[string]string{"appeal_id": in.AppealID, "event": in.Event})
+}
+
+// notifyOwnerLinks is notifyOwner for the notices with the cancel link,
+// whose SMS and e-mail carry different links.
+func (a *Activities) notifyOwnerLinks(ctx context.Context, in workflows.AppealNoticeInput, msg string) error {
+	short, long := OwnerCancelShortURL(a.Keys, in.PublicURL, in.AppealID), OwnerCancelURL(a.Keys, in.PublicURL, in.AppealID)
+	return a.notifyOwner(ctx, in.AccountID, "appeal-"+in.AppealID+"-"+in.Event, KindAppealNotice, msg,
+		func(tx notify.Text) map[string]any {
+			return map[string]any{"Time": tx.Time(in.UnbindAt), "Link": long, "ShortLink": short}
+		},
 		map[string]string{"appeal_id": in.AppealID, "event": in.Event})
 }
 
 // NotifyLead e-mails the review leads (LeadEmail) that the appeal missed
-// its review SLA. The message holds no PII.
+// its review SLA, in zh-CN and Asia/Shanghai (the leads have no directory
+// entry). The message holds no PII.
 func (a *Activities) NotifyLead(ctx context.Context, in workflows.NotifyLeadInput) error {
-	body := fmt.Sprintf("Appeal %s (%s) submitted at %s UTC is still %s after the review SLA of %s. Please assign a reviewer.",
-		in.AppealID, in.ApplicantType, in.SubmittedAt.UTC().Format("2006-01-02 15:04"), in.Status, in.ReviewSLA)
+	tx := notify.Text{Lang: i18n.ZH, Product: a.issuer()}
+	body := tx.Email("appeal_sla", map[string]any{
+		"AppealID": in.AppealID, "Type": tx.ApplicantType(in.ApplicantType), "Time": tx.Time(in.SubmittedAt),
+		"Status": tx.Status(in.Status), "SLA": tx.Hours(in.ReviewSLA),
+	})
 	return a.Notify(ctx, notify.Message{
 		ID: "appeal-sla-" + in.AppealID, Channel: notify.Email, To: a.leadEmail(), Kind: KindAppealSLA, Body: body,
 		Data: map[string]string{"appeal_id": in.AppealID, "status": in.Status},
@@ -404,16 +428,11 @@ func (a *Activities) UnbindAll(ctx context.Context, in workflows.UnbindAllInput)
 	if err := a.RevokeSessions(ctx, workflows.RevokeSessionsInput{AppealID: in.AppealID, AccountID: in.AccountID}); err != nil {
 		return out, err
 	}
-	if err := a.notifyOwner(ctx, in.AccountID, "appeal-"+in.AppealID+"-unbound", KindAppealUnbound, unboundNotice(a.issuer()),
+	if err := a.notifyOwner(ctx, in.AccountID, "appeal-"+in.AppealID+"-unbound", KindAppealUnbound, "appeal_unbound", nil,
 		map[string]string{"appeal_id": in.AppealID}); err != nil {
 		return out, err
 	}
 	return out, nil
-}
-
-func unboundNotice(issuer string) string {
-	return fmt.Sprintf("[%s] After an approved appeal, the MFA devices of your account were unbound and its sessions signed out. "+
-		"Bind a new MFA device in your security settings. If you did not file this appeal, contact support at once.", issuer)
 }
 
 // RevokeSessions asks the console to sign out every session of the account

@@ -203,18 +203,31 @@ func TestNotifyAppealOwner(t *testing.T) {
 	eachStore(t, func(t *testing.T, f *fixture) {
 		c := ctx(t)
 		f.realNameAccount(t, "acct-n", store.Personal, true)
-		in := workflows.AppealNoticeInput{AppealID: "apl_n1", AccountID: "acct-n", Event: workflows.AppealEventFiled, PublicURL: "https://mfaflow.example/"}
+		const appealID = "apl_Xk3b9QmZ0aLpQ1w2" // as the API makes them: 12 random bytes
+		in := workflows.AppealNoticeInput{AppealID: appealID, AccountID: "acct-n", Event: workflows.AppealEventFiled, PublicURL: "https://mfaflow.example/"}
 		must(t, f.a.NotifyAppealOwner(c, in))
 		msgs := f.outbox(t, activities.KindAppealNotice)
 		if len(msgs) != 2 {
 			t.Fatalf("outbox %+v", msgs)
 		}
-		link := "https://mfaflow.example/appeals/apl_n1/owner-cancel?token=" + activities.OwnerCancelToken(f.keys, "apl_n1")
+		link := "https://mfaflow.example/appeals/" + appealID + "/owner-cancel?token=" + activities.OwnerCancelToken(f.keys, appealID)
+		token, ok := activities.OwnerCancelShortToken(f.keys, appealID)
+		short := "https://mfaflow.example/c/" + token
+		if got := activities.OwnerCancelShortURL(f.keys, in.PublicURL, appealID); !ok || got != short || len(token) != 16 {
+			t.Fatalf("short link %q, want %q", got, short)
+		}
 		for _, m := range msgs {
-			if !strings.Contains(m.Body, link) {
-				t.Fatalf("%s notice without the cancel link: %q", m.Channel, m.Body)
+			want := link // the e-mail has the whole link, the SMS the short one
+			if m.Channel == notify.SMS {
+				want = short
+				if n, seg := notify.SMSLength(m.Body); n > seg || seg != notify.SMSSegmentUCS2 {
+					t.Errorf("filed SMS is %d of a segment of %d: %q", n, seg, m.Body)
+				}
 			}
-			if m.Data["message_id"] != "appeal-apl_n1-filed-"+m.Channel {
+			if !strings.Contains(m.Body, want) || !strings.HasPrefix(m.Body, "【mfaflow】") {
+				t.Fatalf("%s notice without the cancel link %s: %q", m.Channel, want, m.Body)
+			}
+			if m.Data["message_id"] != "appeal-"+appealID+"-filed-"+m.Channel {
 				t.Fatalf("message id %q", m.Data["message_id"])
 			}
 			if (m.Channel == notify.SMS) != (m.To == apPhone) || (m.Channel == notify.Email) != (m.To == apEmail) {
@@ -228,20 +241,49 @@ func TestNotifyAppealOwner(t *testing.T) {
 		}
 		u, err := url.Parse(link)
 		must(t, err)
-		if !activities.CheckOwnerCancelToken(f.keys, "apl_n1", u.Query().Get("token")) {
+		if !activities.CheckOwnerCancelToken(f.keys, appealID, u.Query().Get("token")) {
 			t.Fatal("the link's token does not verify")
 		}
 		in.Event, in.UnbindAt = workflows.AppealEventApproved, time.Date(2030, 1, 2, 3, 4, 0, 0, time.UTC)
 		must(t, f.a.NotifyAppealOwner(c, in))
 		msgs = f.outbox(t, activities.KindAppealNotice)
-		if len(msgs) != 4 || !strings.Contains(msgs[0].Body, "2030-01-02 03:04") || !strings.Contains(msgs[0].Body, link) {
-			t.Fatalf("approved notice %+v", msgs[0])
+		// zh-CN, the account's default, with the time in Asia/Shanghai.
+		if len(msgs) != 4 {
+			t.Fatalf("outbox %+v", msgs)
 		}
+		for _, m := range msgs[:2] { // newest first; the SMS leaves the time to the e-mail
+			want := map[string]string{notify.SMS: short, notify.Email: link}[m.Channel]
+			if (m.Channel == notify.Email && !strings.Contains(m.Body, "2030年1月2日 11:04（UTC+8）")) || !strings.Contains(m.Body, want) {
+				t.Fatalf("approved notice %+v", m)
+			}
+		}
+		// An account that reads English in London gets English, its time in its zone.
+		acct, err := f.st.GetAccount(c, "acct-n")
+		must(t, err)
+		acct.Locale, acct.TimeZone = "en", "Europe/London"
+		_, err = f.st.PutAccount(c, acct)
+		must(t, err)
+		must(t, f.a.NotifyAppealOwner(c, in))
+		msgs = f.outbox(t, activities.KindAppealNotice)
+		for _, m := range msgs[:2] {
+			if strings.ContainsFunc(m.Body, func(r rune) bool { return r >= 0x3000 }) || !strings.HasPrefix(m.Body, "[mfaflow] ") {
+				t.Fatalf("English notice with Chinese or without [mfaflow]: %q", m.Body)
+			}
+			if m.Channel == notify.Email && !strings.Contains(m.Body, "2 Jan 2030, 03:04 (UTC+0)") {
+				t.Fatalf("English approved e-mail without the London time: %q", m.Body)
+			}
+			if n, seg := notify.SMSLength(m.Body); m.Channel == notify.SMS && (seg != notify.SMSSegmentGSM || n > seg) {
+				t.Fatalf("English SMS is %d of %d: %q", n, seg, m.Body)
+			}
+		}
+		acct.Locale = ""
+		_, err = f.st.PutAccount(c, acct)
+		must(t, err)
 		for _, ev := range []string{workflows.AppealEventRejected, workflows.AppealEventCancelled, workflows.AppealEventDeviceUsed} {
 			in.Event = ev
 			must(t, f.a.NotifyAppealOwner(c, in))
 		}
-		if got := len(f.outbox(t, activities.KindAppealNotice)); got != 10 {
+		if got := len(f.outbox(t, activities.KindAppealNotice)); got != 12 {
 			t.Fatalf("%d notices", got)
 		}
 		in.Event = "party"
@@ -249,10 +291,10 @@ func TestNotifyAppealOwner(t *testing.T) {
 		// An account gone from the directory: nothing to tell, no retry.
 		must(t, f.a.NotifyAppealOwner(c, workflows.AppealNoticeInput{AppealID: "apl_n2", AccountID: "gone", Event: workflows.AppealEventCancelled}))
 
-		must(t, f.a.NotifyLead(c, workflows.NotifyLeadInput{AppealID: "apl_n1", ApplicantType: "personal", Status: workflows.AppealPending,
+		must(t, f.a.NotifyLead(c, workflows.NotifyLeadInput{AppealID: appealID, ApplicantType: "personal", Status: workflows.AppealPending,
 			SubmittedAt: in.UnbindAt, ReviewSLA: 24 * time.Hour}))
 		leads := f.outbox(t, activities.KindAppealSLA)
-		if len(leads) != 1 || leads[0].To != activities.DefaultLeadEmail || leads[0].Channel != notify.Email || !strings.Contains(leads[0].Body, "apl_n1") {
+		if len(leads) != 1 || leads[0].To != activities.DefaultLeadEmail || leads[0].Channel != notify.Email || !strings.Contains(leads[0].Body, appealID) {
 			t.Fatalf("lead notice %+v", leads)
 		}
 	})

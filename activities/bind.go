@@ -126,8 +126,8 @@ func (a *Activities) SendBindingSMS(ctx context.Context, in workflows.SendBindin
 		Channel: notify.SMS,
 		To:      acct.BoundPhone,
 		Kind:    KindSMSCode,
-		Body: fmt.Sprintf("[%s] Your verification code for binding an MFA device is %s. It expires in %d minutes. Never share it with anyone.",
-			a.issuer(), code, int(mfa.SMSCodeTTL/time.Minute)),
+		Body: notify.TextFor(acct, a.issuer()).SMS("sms_code",
+			map[string]any{"Code": code, "Minutes": int(mfa.SMSCodeTTL / time.Minute)}),
 		Data: map[string]string{"purpose": PurposeBind, "challenge_id": c.ID},
 	})
 	if err != nil {
@@ -215,14 +215,13 @@ func (a *Activities) lockNotice(ctx context.Context, accountID, purpose, actorNa
 	}); err != nil {
 		return fmt.Errorf("audit lock: %w", err)
 	}
-	msgID := "locked-" + accountID + "-hard"
-	body := "Too many wrong verification codes: MFA verification on your account is locked until it is reset. Contact support if this was not you."
+	msgID, msg := "locked-"+accountID+"-hard", "locked_hard"
 	if !hard {
-		msgID = "locked-" + accountID + "-" + strconv.FormatInt(until.Truncate(time.Minute).Unix(), 10)
-		body = fmt.Sprintf("Too many wrong verification codes: MFA verification on your account is locked until %s UTC. Contact support if this was not you.",
-			until.UTC().Format("2006-01-02 15:04:05"))
+		msgID, msg = "locked-"+accountID+"-"+strconv.FormatInt(until.Truncate(time.Minute).Unix(), 10), "locked_until"
 	}
 	if acct, err := a.Store.GetAccount(ctx, accountID); err == nil && acct.BoundPhone != "" {
+		tx := notify.TextFor(acct, a.issuer())
+		body := tx.SMS(msg, map[string]any{"Until": tx.Time(until)})
 		if err := a.Notify(ctx, notify.Message{ID: msgID, Channel: notify.SMS, To: acct.BoundPhone, Kind: KindLocked, Body: body}); err != nil {
 			a.warn(ctx, "lock notice not sent", "error", err)
 		}
@@ -505,19 +504,13 @@ func (a *Activities) finishBind(ctx context.Context, d store.Device, p workflows
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return out, fmt.Errorf("finish bind: %w", err)
 	}
-	what := "An authenticator app"
-	switch d.Type {
-	case store.Hardware:
-		what = "A hardware token (serial " + d.Serial + ")"
-	case store.WebAuthn:
-		what = "A security key (" + d.Name + ")"
-	}
-	body := fmt.Sprintf("[%s] %s was bound to your account as an MFA device at %s UTC. Protection: %s. If this was not you, contact support at once.",
-		a.issuer(), what, d.BoundAt.UTC().Format("2006-01-02 15:04"), scopes(out.Protection))
+	tx := notify.TextFor(acct, a.issuer())
+	vars := map[string]any{"Device": tx.Device(d.Type, d.Serial, d.Name), "Kind": tx.Kind(d.Type), "Time": tx.Time(d.BoundAt),
+		"Scopes": tx.Scopes(out.Protection.Login, out.Protection.Operation)}
 	data := map[string]string{"device_id": d.ID, "device_type": string(d.Type)}
 	for _, m := range []notify.Message{
-		{ID: "device-bound-" + d.ID + "-sms", Channel: notify.SMS, To: acct.BoundPhone, Kind: KindDeviceBound, Body: body, Data: data},
-		{ID: "device-bound-" + d.ID + "-email", Channel: notify.Email, To: acct.Email, Kind: KindDeviceBound, Body: body, Data: data},
+		{ID: "device-bound-" + d.ID + "-sms", Channel: notify.SMS, To: acct.BoundPhone, Kind: KindDeviceBound, Body: tx.SMS("device_bound", vars), Data: data},
+		{ID: "device-bound-" + d.ID + "-email", Channel: notify.Email, To: acct.Email, Kind: KindDeviceBound, Body: tx.Email("device_bound", vars), Data: data},
 	} {
 		if m.To == "" {
 			continue

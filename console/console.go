@@ -220,7 +220,7 @@ func (s *Service) checkCode(ctx context.Context, c Caller, r store.CheckRequest,
 		}
 	}
 	s.audit(ctx, c, accountID, action, "replayed", "", nil)
-	s.notifyOwner(ctx, accountID, "code_reused", "A code of your MFA device was used again and refused. If this was not you, someone may be watching your codes.")
+	s.notifyOwner(ctx, accountID, "code_reused", "code_reused", nil)
 	return "", mfa.ErrReplayed
 }
 
@@ -260,11 +260,13 @@ func (s *Service) onLock(ctx context.Context, accountID string, st mfa.BudgetSta
 		details["locked_until"] = st.LockedUntil.UTC().Format(time.RFC3339)
 	}
 	s.audit(ctx, Caller{Actor: "system"}, accountID, "mfa.lock", "locked", "", details)
-	msg := "Too many wrong codes: MFA checks on your account are paused until " + st.LockedUntil.UTC().Format(time.RFC3339) + "."
+	msg := "locked_until"
 	if st.Hard {
-		msg = "Too many wrong codes: MFA checks on your account are locked. Contact support to unlock it."
+		msg = "locked_hard"
 	}
-	s.notifyOwner(ctx, accountID, "mfa_locked", msg)
+	s.notifyOwner(ctx, accountID, "mfa_locked", msg, func(tx notify.Text) map[string]any {
+		return map[string]any{"Until": tx.Time(st.LockedUntil)}
+	})
 }
 
 // grantToken returns a new 256-bit grant token and its stored id (SHA-256).
@@ -330,27 +332,12 @@ func (s *Service) SetProtection(ctx context.Context, c Caller, accountID string,
 		return store.Protection{}, err
 	}
 	s.audit(ctx, c, accountID, "protection.set", "ok", deviceID, map[string]string{"login": strconv.FormatBool(p.Login), "operation": strconv.FormatBool(p.Operation), "step_up": up.Method})
-	s.notifyOwner(ctx, accountID, "protection_changed", fmt.Sprintf("Your MFA protection settings changed at %s: login protection %s, operation protection %s. If this was not you, contact support at once.",
-		s.now().UTC().Format("2006-01-02 15:04 UTC"), onOff(p.Login), onOff(p.Operation)))
+	at := s.now()
+	s.notifyOwner(ctx, accountID, "protection_changed", "protection_changed", func(tx notify.Text) map[string]any {
+		return map[string]any{"Time": tx.Time(at), "Login": tx.OnOff(p.Login), "Operation": tx.OnOff(p.Operation),
+			"Scopes": tx.Scopes(p.Login, p.Operation)}
+	})
 	return out, nil
-}
-
-// describeDevice names a device for a notice, without any secret.
-func describeDevice(d store.Device) string {
-	switch d.Type {
-	case store.Hardware:
-		return "token card " + d.Serial
-	case store.Virtual:
-		return "authenticator app"
-	}
-	return string(d.Type)
-}
-
-func onOff(b bool) string {
-	if b {
-		return "on"
-	}
-	return "off"
 }
 
 // Resync re-aligns the account's hardware card with two consecutive codes in
@@ -462,8 +449,10 @@ func (s *Service) Unbind(ctx context.Context, c Caller, accountID, deviceID stri
 		}
 	}
 	s.audit(ctx, c, accountID, "device.unbind", "ok", deviceID, details)
-	s.notifyOwner(ctx, accountID, "device_unbound", fmt.Sprintf("An MFA device (%s) was removed from your account at %s. If this was not you, contact support at once.",
-		describeDevice(d), s.now().UTC().Format("2006-01-02 15:04 UTC")))
+	at := s.now()
+	s.notifyOwner(ctx, accountID, "device_unbound", "device_removed", func(tx notify.Text) map[string]any {
+		return map[string]any{"Device": tx.Device(d.Type, d.Serial, d.Name), "Kind": tx.Kind(d.Type), "Time": tx.Time(at)}
+	})
 	return nil
 }
 
@@ -486,7 +475,7 @@ func (s *Service) Unlock(ctx context.Context, c Caller, accountID string) error 
 		return err
 	}
 	s.audit(ctx, c, accountID, "mfa.unlock", "ok", "", nil)
-	s.notifyOwner(ctx, accountID, "mfa_unlocked", "Support cleared the lock on your account's MFA checks. If you did not ask for this, contact support at once.")
+	s.notifyOwner(ctx, accountID, "mfa_unlocked", "unlocked", nil)
 	return nil
 }
 
@@ -543,9 +532,12 @@ func (s *Service) audit(ctx context.Context, c Caller, accountID, action, outcom
 	}
 }
 
-// notifyOwner tells the account's owner through the bound phone and e-mail.
-// A failure is logged: the operation itself already happened.
-func (s *Service) notifyOwner(ctx context.Context, accountID, kind, body string) {
+// notifyOwner tells the account's owner through the bound phone and
+// e-mail: message msg of the catalog (notify.Text) in the account's
+// language and time zone, fill giving its data for that reader; kind is
+// the messages' kind. A failure is logged: the operation itself already
+// happened.
+func (s *Service) notifyOwner(ctx context.Context, accountID, kind, msg string, fill func(notify.Text) map[string]any) {
 	if s.Notifier == nil {
 		return
 	}
@@ -555,14 +547,20 @@ func (s *Service) notifyOwner(ctx context.Context, accountID, kind, body string)
 	}
 	ctx = context.WithoutCancel(ctx)
 	id := strconv.FormatInt(s.now().UnixNano(), 36)
-	if a.BoundPhone != "" {
-		if err := s.Notifier.Notify(ctx, notify.Message{ID: kind + "-" + accountID + "-sms-" + id, Channel: notify.SMS, To: a.BoundPhone, Kind: kind, Body: body}); err != nil {
-			s.logger().WarnContext(ctx, "notify failed", "kind", kind, "channel", notify.SMS, "err", err)
-		}
+	tx := notify.TextFor(a, "")
+	var vars map[string]any
+	if fill != nil {
+		vars = fill(tx)
 	}
-	if a.Email != "" {
-		if err := s.Notifier.Notify(ctx, notify.Message{ID: kind + "-" + accountID + "-email-" + id, Channel: notify.Email, To: a.Email, Kind: kind, Body: body}); err != nil {
-			s.logger().WarnContext(ctx, "notify failed", "kind", kind, "channel", notify.Email, "err", err)
+	for _, m := range []notify.Message{
+		{ID: kind + "-" + accountID + "-sms-" + id, Channel: notify.SMS, To: a.BoundPhone, Kind: kind, Body: tx.SMS(msg, vars)},
+		{ID: kind + "-" + accountID + "-email-" + id, Channel: notify.Email, To: a.Email, Kind: kind, Body: tx.Email(msg, vars)},
+	} {
+		if m.To == "" {
+			continue
+		}
+		if err := s.Notifier.Notify(ctx, m); err != nil {
+			s.logger().WarnContext(ctx, "notify failed", "kind", kind, "channel", m.Channel, "err", err)
 		}
 	}
 }

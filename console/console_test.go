@@ -3,6 +3,7 @@ package console_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -244,6 +245,57 @@ func TestUnbindAndLoginMethod(t *testing.T) {
 		}
 		if fx.outboxKinds(t)["device_unbound"] == 0 {
 			t.Fatal("unbind not notified")
+		}
+	})
+}
+
+// TestNoticesInTheAccountsLanguage locks two accounts by a wrong code: the
+// one with the directory's defaults is told in Chinese with the time in
+// UTC+8, the one set to en and Asia/Tokyo in English with the time in
+// UTC+9, each SMS in one segment.
+func TestNoticesInTheAccountsLanguage(t *testing.T) {
+	forEachStore(t, func(t *testing.T, fx *fixture) {
+		ctx := context.Background()
+		fx.svc.Policy = mfa.LockPolicy{Threshold: 1}
+		for i, a := range []struct{ id, locale, zone string }{{"lang-zh", "", ""}, {"lang-en", "en", "Asia/Tokyo"}} {
+			if _, err := fx.st.PutAccount(ctx, store.Account{ID: a.id, Type: store.Personal, BoundPhone: "1380013800" + string(rune('1'+i)),
+				Email: a.id + "@example.com", Logins: []store.Login{{Kind: store.LoginEmail, ID: a.id + "@example.com"}},
+				LoginMethod: store.LoginMFA, Locale: a.locale, TimeZone: a.zone}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := fx.st.SetProtection(ctx, a.id, store.Protection{Login: true}); err != nil {
+				t.Fatal(err)
+			}
+			_, secret := fx.device(t, a.id, store.Virtual, "")
+			wrong := mfa.TOTP(secret, fx.now.Add(time.Hour), mfa.Params{})
+			if _, err := fx.svc.Verify(ctx, console.Caller{Actor: "console"}, a.id, wrong, console.PurposeLogin, console.Operation{}); err == nil {
+				t.Fatal("a wrong code verified")
+			}
+		}
+		msgs, err := fx.st.ListOutbox(ctx, "", 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen := map[string]bool{}
+		for _, m := range msgs {
+			if m.Kind != "mfa_locked" {
+				continue
+			}
+			zh := m.To == "13800138001" || m.To == "lang-zh@example.com"
+			prefix, offset := "[mfaflow] ", "(UTC+9)"
+			if zh {
+				prefix, offset = "【mfaflow】", "（UTC+8）"
+			}
+			if !strings.HasPrefix(m.Body, prefix) || !strings.Contains(m.Body, offset) || strings.ContainsFunc(m.Body, func(r rune) bool { return r >= 0x4e00 && r <= 0x9fff }) == !zh {
+				t.Errorf("lock notice to %s: %q, want %s… with %s", m.To, m.Body, prefix, offset)
+			}
+			if n, segment := notify.SMSLength(m.Body); m.Channel == notify.SMS && n > segment {
+				t.Errorf("lock SMS to %s is %d of %d: %q", m.To, n, segment, m.Body)
+			}
+			seen[m.To] = true
+		}
+		if len(seen) != 4 {
+			t.Fatalf("lock notices went to %v, want both phones and e-mails", seen)
 		}
 	})
 }

@@ -3,12 +3,12 @@ package console
 import (
 	"context"
 	"errors"
-	"fmt"
 	"slices"
 	"strconv"
 	"time"
 
 	"github.com/mfaflow/mfaflow/mfa"
+	"github.com/mfaflow/mfaflow/notify"
 	"github.com/mfaflow/mfaflow/store"
 )
 
@@ -230,9 +230,10 @@ func (s *Service) RegenerateRecoveryCodes(ctx context.Context, c Caller, account
 	}
 	s.audit(ctx, c, accountID, "recovery_codes.regenerate", "ok", up.DeviceID,
 		map[string]string{"count": strconv.Itoa(len(codes)), "step_up": up.Method})
-	s.notifyOwner(ctx, accountID, "recovery_codes_regenerated", fmt.Sprintf(
-		"New recovery codes were made for your account at %s; the old ones no longer work. If this was not you, contact support at once.",
-		s.now().UTC().Format("2006-01-02 15:04 UTC")))
+	at := s.now()
+	s.notifyOwner(ctx, accountID, "recovery_codes_regenerated", "recovery_codes_new", func(tx notify.Text) map[string]any {
+		return map[string]any{"Time": tx.Time(at)}
+	})
 	return codes, nil
 }
 
@@ -308,12 +309,13 @@ func (s *Service) useRecoveryCode(ctx context.Context, c Caller, accountID, code
 		d[k] = v
 	}
 	s.audit(ctx, c, accountID, action, "ok", used.ID, d)
-	msg := fmt.Sprintf("A recovery code of your account was used at %s. %d recovery codes are left.", s.now().UTC().Format("2006-01-02 15:04 UTC"), left)
+	msg, at := "recovery_code_used", s.now()
 	if left <= 3 {
-		msg += " Make a new set in your security settings soon."
+		msg = "recovery_code_low"
 	}
-	msg += " If this was not you, contact support at once."
-	s.notifyOwner(ctx, accountID, "recovery_code_used", msg)
+	s.notifyOwner(ctx, accountID, "recovery_code_used", msg, func(tx notify.Text) map[string]any {
+		return map[string]any{"Time": tx.Time(at), "Left": left}
+	})
 	s.factorUsed(ctx, accountID, FactorUse{Kind: FactorRecoveryCode, ID: used.ID, ActiveSince: used.CreatedAt})
 	return left, nil
 }

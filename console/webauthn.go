@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mfaflow/mfaflow/mfa"
+	"github.com/mfaflow/mfaflow/notify"
 	"github.com/mfaflow/mfaflow/store"
 )
 
@@ -170,9 +171,10 @@ func (s *Service) VerifyWebAuthn(ctx context.Context, c Caller, accountID, purpo
 	if cloned {
 		details := map[string]string{"device_id": dev.DeviceID, "stored_sign_count": fmt.Sprint(dev.SignCount)}
 		s.audit(ctx, c, accountID, "webauthn.clone_suspected", "denied", dev.DeviceID, details)
-		s.notifyOwner(ctx, accountID, "webauthn_clone_suspected", fmt.Sprintf(
-			"A security key of your account answered at %s with a signature counter that went backwards, so it may have been copied. The sign-in was refused. If you did not try to sign in, remove the key and contact support.",
-			s.now().UTC().Format("2006-01-02 15:04 UTC")))
+		at := s.now()
+		s.notifyOwner(ctx, accountID, "webauthn_clone_suspected", "webauthn_clone", func(tx notify.Text) map[string]any {
+			return map[string]any{"Time": tx.Time(at)}
+		})
 		return VerifyResult{}, err
 	}
 	if err != nil {
