@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Runs every SPEC §9 benchmark with its baseline in the same run and writes
 # BENCHMARKS.md: the mfa micro-benchmarks, verify with the replay write, and
-# internal/benchsuite on real servers (HTTP verify against a no-op Gin
-# handler, the appeal path against a one-activity workflow, 1,000 concurrent
-# appeals, uploads against a bare PutObject). The benchsuite profiles each
-# measured phase; a missed target gets its CPU profile in the report. About
-# 7 minutes on 2 cores.
+# internal/benchsuite on real servers (HTTP verify against the least correct
+# work, one SELECT, the TOTP check and one compare-and-set UPDATE, on the
+# same PostgreSQL and SQLite, with a no-op Gin handler reported beside; the
+# appeal path against a one-activity workflow; 1,000 concurrent appeals;
+# uploads against a bare PutObject over plain HTTP and over TLS). The
+# benchsuite profiles each measured phase; a missed target gets its CPU
+# profile in the report. About 8 minutes on 2 cores.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 GO=${GO:-go}

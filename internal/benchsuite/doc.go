@@ -1,7 +1,10 @@
 // Package benchsuite measures the SPEC §9 figures that need the whole product
-// on real servers: HTTP verify with the replay write against a no-op Gin
-// handler, an appeal's workflow path against a one-activity workflow, 1,000
-// concurrent appeals, and document uploads against a bare minio-go PutObject.
+// on real servers: HTTP verify with the replay write against the least
+// correct work (one SELECT, the TOTP check, one compare-and-set UPDATE) on
+// the same PostgreSQL and SQLite, and against a no-op Gin handler; an
+// appeal's workflow path against a one-activity workflow; 1,000 concurrent
+// appeals; and document uploads against a bare minio-go PutObject, over
+// plain HTTP and over TLS.
 //
 // Every figure is a Benchmark function that runs its own bounded workload once
 // and reports it with testing.B.ReportMetric, so plain `go test` runs none of

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -17,10 +18,12 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/mfaflow/mfaflow/api"
 	"github.com/mfaflow/mfaflow/auth"
 	"github.com/mfaflow/mfaflow/console"
+	"github.com/mfaflow/mfaflow/internal/harness"
 	"github.com/mfaflow/mfaflow/mfa"
 	"github.com/mfaflow/mfaflow/notify"
 	"github.com/mfaflow/mfaflow/store"
@@ -28,10 +31,12 @@ import (
 )
 
 // The HTTP verify figures (SPEC §9): POST /v1/accounts/{id}/mfa/verify on
-// api.NewServer with a real store, against a gin.New() engine whose one
-// route decodes the same JSON body and answers {"verified":true}. Both are
-// served by httptest over loopback and driven by the same closed-loop
-// driver (drive) in the same process.
+// api.NewServer with a real store, against the least correct work
+// (leastwork_test.go: one SELECT, the TOTP check, one compare-and-set
+// UPDATE) on the same database, PostgreSQL and SQLite; and, reported only,
+// against a gin.New() engine whose one route decodes the same JSON body and
+// answers {"verified":true}. All are served by httptest over loopback and
+// driven by the same closed-loop driver (drive) in the same process.
 //
 // Every measured verification succeeds with a fresh code, so the replay
 // guard does a real compare-and-set write each time: the clock of the API
@@ -39,7 +44,9 @@ import (
 // has one device, and each account is verified three times, with the codes
 // of the steps before, at and after verifyNow (skew ±1), in that order, by
 // the one client that owns it. Accounts are seeded through the store before
-// the run; -benchsuite.accounts of them allow 3× as many requests.
+// the run; -benchsuite.accounts of them allow 3× as many requests. The
+// least-work handler gets as many devices of its own, seeded the same way
+// in the same database, with the same key ring and the same frozen clock.
 
 var flagAccounts = flag.Int("benchsuite.accounts", 20000, "accounts seeded for the HTTP verify runs (3 verifications each)")
 
@@ -61,12 +68,23 @@ type verifyRequest struct {
 // httpTarget is one server of the HTTP runs with the per-client request
 // queues it still has.
 type httpTarget struct {
+	name   string
+	url    string
+	work   [][]*preparedRequest // per client; nil: fixed, forever
+	fixed  *preparedRequest
+	pos    []int
+	total  loadResult
+	merged int  // slices merged into total
+	onPG   bool // PostgreSQL's CPU is part of its cost
+}
+
+// verifyDB is one database of the verify runs, with the key ring both
+// handlers on it use.
+type verifyDB struct {
 	name  string
-	url   string
-	work  [][]*preparedRequest // per client; nil: fixed, forever
-	fixed *preparedRequest
-	pos   []int
-	total loadResult
+	st    store.Store
+	keys  *mfa.Keyring
+	least leastDB
 }
 
 // client returns client i's request loop for drive.
@@ -99,20 +117,26 @@ func (t *httpTarget) merge(r loadResult) {
 	t.total.elapsed += r.elapsed
 	t.total.latencies = append(t.total.latencies, r.latencies...)
 	t.total.procCPU += r.procCPU
+	t.total.pgCPU += r.pgCPU
+	t.total.pgOK = r.pgOK && (t.merged == 0 || t.total.pgOK)
+	t.merged++
 	t.total.hostCPU += r.hostCPU
 }
 
-// BenchmarkHTTPVerify drives the no-op Gin handler and the verify endpoint
-// on PostgreSQL and on SQLite in turn, in five rounds of a fifth of
-// -benchsuite.duration each (after a short unmeasured warm-up), so load
-// from outside the process weighs on all three alike; then it reports
-// each one's totals.
+// BenchmarkHTTPVerify drives the no-op Gin handler, and the verify
+// endpoint and the least-work handler on PostgreSQL and on SQLite, in turn,
+// in five rounds of a fifth of -benchsuite.duration each (after a short
+// unmeasured warm-up), so load from outside the process weighs on all five
+// alike; then it reports each one's totals.
 func BenchmarkHTTPVerify(b *testing.B) {
 	const rounds = 5
+	pg, lite := postgresVerifyDB(b), sqliteVerifyDB(b)
 	targets := []*httpTarget{
 		noopTarget(b),
-		verifyTarget(b, "Postgres", storetest.Postgres(b)),
-		verifyTarget(b, "SQLite", storetest.SQLite(b)),
+		verifyTarget(b, pg),
+		leastTarget(b, pg),
+		verifyTarget(b, lite),
+		leastTarget(b, lite),
 	}
 	slice := *flagDuration / rounds
 	for r := range rounds {
@@ -133,6 +157,7 @@ func BenchmarkHTTPVerify(b *testing.B) {
 			if t.total.requests == 0 {
 				b.Fatalf("no measured requests (first error %v)", t.total.firstErr)
 			}
+			t.total.pgOK = t.total.pgOK && t.onPG
 			t.total.report(b)
 			if t.total.errors > 0 {
 				b.Errorf("%d requests failed; first: %v", t.total.errors, t.total.firstErr)
@@ -166,9 +191,11 @@ type verifyAccount struct {
 	secret mfa.Secret
 }
 
-// seedVerifyAccounts stores n accounts, each with login protection on and
-// one active virtual device.
-func seedVerifyAccounts(tb testing.TB, st store.Store, keys *mfa.Keyring, n int) []verifyAccount {
+// seedVerifyDevices stores n active virtual devices of accounts
+// <prefix>-00000…, each account (when full) in the directory with login
+// protection on, as mfaflow's verify needs; the least-work handler reads
+// the devices only.
+func seedVerifyDevices(tb testing.TB, st store.Store, keys *mfa.Keyring, prefix string, n int, full bool) []verifyAccount {
 	tb.Helper()
 	out := make([]verifyAccount, n)
 	var (
@@ -187,15 +214,15 @@ func seedVerifyAccounts(tb testing.TB, st store.Store, keys *mfa.Keyring, n int)
 				if i >= n {
 					return
 				}
-				id := fmt.Sprintf("bv-%05d", i)
+				id := fmt.Sprintf("%s-%05d", prefix, i)
 				secret, err := mfa.NewSecret(nil)
-				if err == nil {
+				if err == nil && full {
 					err = putPersonalAccount(ctx, st, id, i)
 				}
 				if err == nil {
 					err = createDevice(ctx, st, keys, id, secret)
 				}
-				if err == nil {
+				if err == nil && full {
 					_, err = st.SetProtection(ctx, id, store.Protection{Login: true})
 				}
 				if err != nil {
@@ -246,16 +273,89 @@ func createDevice(ctx context.Context, st store.Store, keys *mfa.Keyring, accoun
 	return err
 }
 
-// verifyTarget seeds st and serves api.NewServer on it with the API's clock
-// frozen at verifyNow; the clients' queues hold three fresh codes per
-// account.
-func verifyTarget(tb testing.TB, name string, st store.Store) *httpTarget {
+// postgresVerifyDB opens a fresh PostgreSQL database for the verify runs:
+// the store, and a pool of its own for the least-work handler on the same
+// URL (so with the same limit, 8 connections, as the store's main pool).
+func postgresVerifyDB(tb testing.TB) verifyDB {
+	tb.Helper()
+	u := harness.PostgresURL(tb)
+	st := storetest.OpenPostgres(tb, u)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cfg, err := pgxpool.ParseConfig(u)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cfg.MaxConns = 8
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(pool.Close)
+	return verifyDB{name: "Postgres", st: st, keys: newKeyring(tb), least: pgLeast{pool}}
+}
+
+// sqliteVerifyDB opens a fresh SQLite file for the verify runs: the store,
+// and the least-work handler's connections to the same file.
+func sqliteVerifyDB(tb testing.TB) verifyDB {
+	tb.Helper()
+	path := filepath.Join(tb.TempDir(), "mfaflow.db")
+	st := storetest.OpenSQLite(tb, path)
+	least, err := openSQLiteLeast(context.Background(), path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(least.close)
+	return verifyDB{name: "SQLite", st: st, keys: newKeyring(tb), least: least}
+}
+
+func newKeyring(tb testing.TB) *mfa.Keyring {
+	tb.Helper()
 	keys, err := mfa.GenerateKeyring()
 	if err != nil {
 		tb.Fatal(err)
 	}
+	return keys
+}
+
+// leastTarget seeds db with devices of its own and serves the least-work
+// handler on it with the clock frozen at verifyNow; the clients' queues
+// hold three fresh codes per device, as verifyTarget's do.
+func leastTarget(tb testing.TB, db verifyDB) *httpTarget {
+	name := "LeastWork" + db.name
 	seedStart := time.Now()
-	accounts := seedVerifyAccounts(tb, st, keys, *flagAccounts)
+	accounts := seedVerifyDevices(tb, db.st, db.keys, "lw", *flagAccounts, false)
+	tb.Logf("%s: seeded %d devices in %v", name, len(accounts), time.Since(seedStart).Round(time.Millisecond))
+	hs := httptest.NewServer(leastHandler(db.least, db.keys, func() time.Time { return verifyNow }))
+	tb.Cleanup(hs.Close)
+	t := codeQueues(name, hs.URL, accounts)
+	t.onPG = db.name == "Postgres"
+	return t
+}
+
+// codeQueues spreads the codes of the steps before, at and after the
+// frozen time of each account, in order, over the clients; all of an
+// account's codes go to the one client that owns it.
+func codeQueues(name, base string, accounts []verifyAccount) *httpTarget {
+	n := *flagClients
+	t := &httpTarget{name: name, url: base, work: make([][]*preparedRequest, n), pos: make([]int, n)}
+	for i, a := range accounts {
+		url := base + "/v1/accounts/" + a.id + "/mfa/verify"
+		for _, d := range []time.Duration{-30 * time.Second, 0, 30 * time.Second} {
+			body, _ := json.Marshal(verifyRequest{Code: mfa.TOTP(a.secret, verifyNow.Add(d), mfa.Params{}), Purpose: console.PurposeLogin})
+			t.work[i%n] = append(t.work[i%n], &preparedRequest{url: url, body: body})
+		}
+	}
+	return t
+}
+
+// verifyTarget seeds db's store and serves api.NewServer on it with the
+// API's clock frozen at verifyNow; the clients' queues hold three fresh
+// codes per account.
+func verifyTarget(tb testing.TB, db verifyDB) *httpTarget {
+	name, st, keys := db.name, db.st, db.keys
+	seedStart := time.Now()
+	accounts := seedVerifyDevices(tb, st, keys, "bv", *flagAccounts, true)
 	tb.Logf("%s: seeded %d accounts in %v", name, len(accounts), time.Since(seedStart).Round(time.Millisecond))
 
 	frozen := func() time.Time { return verifyNow }
@@ -272,18 +372,8 @@ func verifyTarget(tb testing.TB, name string, st store.Store) *httpTarget {
 	})
 	hs := httptest.NewServer(srv)
 	tb.Cleanup(hs.Close)
-
-	// The codes of the steps before, at and after the frozen time, per
-	// account, in order, all for the client that owns the account.
-	n := *flagClients
-	t := &httpTarget{name: name, url: hs.URL, work: make([][]*preparedRequest, n), pos: make([]int, n)}
-	for i, a := range accounts {
-		url := hs.URL + "/v1/accounts/" + a.id + "/mfa/verify"
-		for _, d := range []time.Duration{-30 * time.Second, 0, 30 * time.Second} {
-			body, _ := json.Marshal(verifyRequest{Code: mfa.TOTP(a.secret, verifyNow.Add(d), mfa.Params{}), Purpose: console.PurposeLogin})
-			t.work[i%n] = append(t.work[i%n], &preparedRequest{url: url, body: body})
-		}
-	}
+	t := codeQueues(name, hs.URL, accounts)
+	t.onPG = db.name == "Postgres"
 	return t
 }
 

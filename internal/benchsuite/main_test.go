@@ -84,9 +84,11 @@ type loadResult struct {
 	elapsed   time.Duration
 	latencies []time.Duration // sorted
 	// CPU time spent over the measured phase by this process (server,
-	// client, in-process databases) and by the whole machine (adding
-	// PostgreSQL's processes).
-	procCPU, hostCPU time.Duration
+	// client, in-process databases), by the harness's PostgreSQL cluster
+	// (postmaster and backends, from /proc; pgOK says it was read) and by
+	// the whole machine.
+	procCPU, pgCPU, hostCPU time.Duration
+	pgOK                    bool
 }
 
 func (r loadResult) rps() float64 { return float64(r.requests) / r.elapsed.Seconds() }
@@ -109,6 +111,9 @@ func (r loadResult) report(b *testing.B) {
 	b.ReportMetric(float64(percentile(r.latencies, 50).Nanoseconds()), "p50-ns")
 	b.ReportMetric(float64(percentile(r.latencies, 99).Nanoseconds()), "p99-ns")
 	b.ReportMetric(float64(r.procCPU.Nanoseconds())/float64(max(r.requests, 1)), "go-cpu-ns")
+	if r.pgOK {
+		b.ReportMetric(float64(r.pgCPU.Nanoseconds())/float64(max(r.requests, 1)), "pg-cpu-ns")
+	}
 	b.ReportMetric(float64(r.hostCPU.Nanoseconds())/float64(max(r.requests, 1)), "host-cpu-ns")
 	b.ReportMetric(float64(r.requests), "requests")
 	b.ReportMetric(float64(r.errors), "errors")
@@ -155,8 +160,21 @@ func drive(n int, warmup, duration time.Duration, newClient func(i int) func(c *
 	}
 	timer := time.AfterFunc(time.Until(deadline), func() { end(deadline) })
 	defer timer.Stop()
-	var cpu0 cpuSample
-	cpuTimer := time.AfterFunc(warmup, func() { cpu0 = sampleCPU() })
+	// The CPU reading at the start of the measured phase; a run whose work
+	// ran out during the warm-up has none, and no measured CPU.
+	var (
+		cpuMu      sync.Mutex
+		cpu0       cpuSample
+		cpuSampled bool
+	)
+	cpuTimer := time.AfterFunc(warmup, func() {
+		c := sampleCPU()
+		cpuMu.Lock()
+		if !cpuSampled {
+			cpu0, cpuSampled = c, true
+		}
+		cpuMu.Unlock()
+	})
 	for i := range n {
 		do := newClient(i)
 		c := keepAliveClient()
@@ -206,11 +224,18 @@ func drive(n int, warmup, duration time.Duration, newClient func(i int) func(c *
 	wg.Wait()
 	cpuTimer.Stop()
 	cpu1 := sampleCPU()
+	cpuMu.Lock()
+	if !cpuSampled {
+		cpu0, cpuSampled = cpu1, true // a late timer leaves it alone
+	}
+	c0 := cpu0
+	cpuMu.Unlock()
 	endMu.Lock()
-	elapsed := ended.Sub(measureFrom)
+	elapsed := max(0, ended.Sub(measureFrom))
 	endMu.Unlock()
 	var out loadResult
-	out.procCPU, out.hostCPU = cpu1.proc-cpu0.proc, cpu1.host-cpu0.host
+	out.procCPU, out.hostCPU = cpu1.proc-c0.proc, cpu1.host-c0.host
+	out.pgCPU, out.pgOK = cpu1.pg-c0.pg, c0.pgOK && cpu1.pgOK
 	for _, r := range results {
 		out.latencies = append(out.latencies, r.lat...)
 		out.errors += r.errs
@@ -224,12 +249,18 @@ func drive(n int, warmup, duration time.Duration, newClient func(i int) func(c *
 	return out
 }
 
-// cpuSample is the CPU time used so far by this process and by the machine.
-type cpuSample struct{ proc, host time.Duration }
+// cpuSample is the CPU time used so far by this process, by the harness's
+// PostgreSQL cluster (when pgOK) and by the machine.
+type cpuSample struct {
+	proc, pg, host time.Duration
+	pgOK           bool
+}
 
-// sampleCPU reads getrusage and /proc/stat (zero where unavailable).
+// sampleCPU reads getrusage, the PostgreSQL cluster's processes in /proc
+// and /proc/stat (zero where unavailable).
 func sampleCPU() cpuSample {
 	var s cpuSample
+	s.pg, s.pgOK = harness.PostgresCPU()
 	var ru syscall.Rusage
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
 		s.proc = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())

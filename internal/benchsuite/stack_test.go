@@ -52,9 +52,16 @@ type stack struct {
 	reviewer string // a reviewer's bearer token
 }
 
-// newStack starts the whole product on PostgreSQL. Appeals have no
-// cool-down and no filing rate limit.
+// newStack starts the whole product on PostgreSQL and the harness's plain
+// MinIO. Appeals have no cool-down and no filing rate limit.
 func newStack(tb testing.TB) *stack {
+	tb.Helper()
+	return newStackOn(tb, harness.MinIOServer(tb))
+}
+
+// newStackOn is newStack on the MinIO server m: over TLS, trusting the
+// harness CA, when m serves TLS (harness.MinIOTLSServer).
+func newStackOn(tb testing.TB, m *harness.MinIO) *stack {
 	tb.Helper()
 	st := storetest.Postgres(tb)
 	keys, err := mfa.GenerateKeyring()
@@ -64,9 +71,9 @@ func newStack(tb testing.TB) *stack {
 	ts := startTemporal(tb, keys)
 	outbox := notify.Outbox{Store: st}
 	acts := &activities.Activities{Store: st, Notifier: outbox, Keys: keys}
-	m := harness.MinIOServer(tb)
 	bucket := m.Bucket(tb)
-	blobs, err := blob.Open(context.Background(), blob.Config{Endpoint: m.Endpoint, AccessKey: m.AccessKey, SecretKey: m.SecretKey, Bucket: bucket, Encrypt: true})
+	blobs, err := blob.Open(context.Background(), blob.Config{Endpoint: m.Endpoint, AccessKey: m.AccessKey, SecretKey: m.SecretKey, Bucket: bucket,
+		UseTLS: m.Secure, RootCAs: m.RootCAs(), Encrypt: true})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -263,8 +270,10 @@ func (r *jpegReader) Read(p []byte) (int, error) {
 		o := (r.off + int64(n)) % int64(len(pattern))
 		n += copy(p[n:], pattern[o:])
 	}
-	if r.off == 0 {
-		copy(p, jpegHead) // a real header: uploads must pass doccheck
+	if r.off < int64(len(jpegHead)) {
+		// A real header, however short the reads: uploads must pass
+		// doccheck.
+		copy(p[:n], jpegHead[r.off:])
 	}
 	r.off += int64(n)
 	return n, nil

@@ -35,6 +35,7 @@ var shared struct {
 	admin string // URL of a maintenance database on the shared server
 	err   error
 	took  time.Duration
+	pg    *Postgres // the throwaway cluster; nil with DATABASE_URL
 }
 
 // PostgresURL returns the URL of a fresh, empty database that only the calling
@@ -58,6 +59,7 @@ func PostgresURL(tb testing.TB) string {
 			return
 		}
 		atExit(p.destroy)
+		shared.pg = p
 		shared.admin = p.adminURL()
 		shared.took = time.Since(start)
 	})

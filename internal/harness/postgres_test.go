@@ -2,6 +2,7 @@ package harness
 
 import (
 	"context"
+	"os"
 	"testing"
 	"time"
 
@@ -84,5 +85,44 @@ func TestWithDatabase(t *testing.T) {
 		if err != nil || got != tt.want {
 			t.Errorf("withDatabase(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
 		}
+	}
+}
+
+// TestPostgresCPU: the cluster's CPU reading grows by the work a backend
+// does, and only the server's work counts (a busy loop here does not).
+func TestPostgresCPU(t *testing.T) {
+	url := PostgresURL(t)
+	if os.Getenv("DATABASE_URL") != "" {
+		if _, ok := PostgresCPU(); ok {
+			t.Fatal("PostgresCPU reads a server the harness did not start")
+		}
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	before, ok := PostgresCPU()
+	if !ok {
+		t.Fatal("PostgresCPU: no reading of the harness's own cluster")
+	}
+	// 200 ms of CPU in this process: none of it is the server's.
+	for end := time.Now().Add(200 * time.Millisecond); time.Now().Before(end); {
+	}
+	idle, _ := PostgresCPU()
+	var sum int64
+	if err := conn.QueryRow(ctx, "SELECT sum(i) FROM generate_series(1, 5000000) i").Scan(&sum); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := PostgresCPU()
+	t.Logf("server CPU: %v while idle, %v for the query", idle-before, after-idle)
+	if after-idle < 50*time.Millisecond {
+		t.Errorf("server CPU grew by %v for a query of 5 million rows", after-idle)
+	}
+	if idle-before > after-idle/2 {
+		t.Errorf("server CPU grew by %v while only this process worked (query: %v)", idle-before, after-idle)
 	}
 }
