@@ -209,8 +209,8 @@ func TestProductionTopology(t *testing.T) {
 		deploymentName = "mfaflow"
 	)
 	// The builds are not counted: cold, the Temporal server alone takes minutes.
-	bin := buildBinary(t)
 	temporalharness.ProcessBinaries(t)
+	bin := buildBinary(t)
 	testStart := time.Now()
 	testDeadline := testStart.Add(testBound - 5*time.Second)
 
