@@ -5,9 +5,11 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/mfaflow/mfaflow/i18n"
 	"github.com/mfaflow/mfaflow/internal/validate"
 	"github.com/mfaflow/mfaflow/store"
 )
@@ -39,6 +41,8 @@ type accountRequest struct {
 		RegNumber string `json:"reg_number"`
 	} `json:"company"`
 	LoginMethod string `json:"login_method"`
+	Locale      string `json:"locale"`
+	TimeZone    string `json:"time_zone"`
 }
 
 // account validates the request and returns the directory entry.
@@ -109,6 +113,21 @@ func (r accountRequest) account(id string) (store.Account, error) {
 	case store.LoginSecurityCenter, store.LoginMFA:
 	default:
 		return a, invalidField("login_method", `must be "security_center" or "mfa"`)
+	}
+	switch r.Locale {
+	case "":
+		a.Locale = store.DefaultLocale
+	case string(i18n.ZH), string(i18n.EN):
+		a.Locale = r.Locale
+	default:
+		return a, invalidField("locale", `must be "zh-CN" or "en"`)
+	}
+	a.TimeZone = store.DefaultTimeZone
+	if r.TimeZone != "" {
+		if _, err := time.LoadLocation(r.TimeZone); err != nil || r.TimeZone == "Local" || len(r.TimeZone) > 64 {
+			return a, invalidField("time_zone", `must be an IANA time zone such as "Asia/Shanghai"`)
+		}
+		a.TimeZone = r.TimeZone
 	}
 	return a, nil
 }

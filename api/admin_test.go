@@ -39,6 +39,9 @@ func TestAdminAccountPutGet(t *testing.T) {
 		if created.CreatedAt.IsZero() {
 			t.Fatalf("first PUT: created_at is zero")
 		}
+		if created.Locale != "zh-CN" || created.TimeZone != "Asia/Shanghai" {
+			t.Errorf("first PUT locale, time_zone = %q, %q; want the defaults zh-CN, Asia/Shanghai", created.Locale, created.TimeZone)
+		}
 		if bytes.Contains(r.body, []byte(validIDNumber)) {
 			t.Errorf("PUT answer holds the full ID number: %s", r.body)
 		}
@@ -46,12 +49,16 @@ func TestAdminAccountPutGet(t *testing.T) {
 		time.Sleep(10 * time.Millisecond) // let updated_at move on
 		replacement := with(personal("10001"), "email", "new@example.com")
 		replacement["login_method"] = "mfa"
+		replacement["locale"], replacement["time_zone"] = "en", "Europe/London"
 		r = put(replacement)
 		if r.status != http.StatusOK {
 			t.Fatalf("second PUT: status %d, want 200; body %s", r.status, r.body)
 		}
 		var replaced store.Account
 		decode(t, r, &replaced)
+		if replaced.Locale != "en" || replaced.TimeZone != "Europe/London" {
+			t.Errorf("second PUT locale, time_zone = %q, %q; want en, Europe/London", replaced.Locale, replaced.TimeZone)
+		}
 		if !replaced.CreatedAt.Equal(created.CreatedAt) {
 			t.Errorf("replace changed created_at: %v → %v", created.CreatedAt, replaced.CreatedAt)
 		}
@@ -178,6 +185,9 @@ func TestAdminAccountRejects(t *testing.T) {
 		{name: "no logins", body: mustJSON(with(valid, "logins", []map[string]string{})), code: "invalid_field", field: "logins"},
 		{name: "bad type", body: mustJSON(with(valid, "type", "robot")), code: "invalid_field", field: "type"},
 		{name: "bad login_method", body: mustJSON(with(valid, "login_method", "password")), code: "invalid_field", field: "login_method"},
+		{name: "bad locale", body: mustJSON(with(valid, "locale", "fr")), code: "invalid_field", field: "locale"},
+		{name: "bad time_zone", body: mustJSON(with(valid, "time_zone", "Mars/Olympus")), code: "invalid_field", field: "time_zone"},
+		{name: "local time_zone", body: mustJSON(with(valid, "time_zone", "Local")), code: "invalid_field", field: "time_zone"},
 		{name: "bad account_id", id: "-bad*id", body: mustJSON(valid), code: "invalid_field", field: "account_id"},
 		{name: "account_id too long", id: strings.Repeat("a", 65), body: mustJSON(valid), code: "invalid_field", field: "account_id"},
 		{name: "body over 1 MiB", body: big, status: http.StatusRequestEntityTooLarge, code: "too_large"},

@@ -14,18 +14,61 @@ import (
 	"github.com/mfaflow/mfaflow/auth"
 	"github.com/mfaflow/mfaflow/blob"
 	"github.com/mfaflow/mfaflow/console"
+	"github.com/mfaflow/mfaflow/i18n"
 	"github.com/mfaflow/mfaflow/mfa"
 	"github.com/mfaflow/mfaflow/store"
 )
 
 // Error is an error the client may see: a status, a snake_case code, a
-// message and, for input errors, the offending field.
+// message and, for input errors, the offending field. Message is the
+// English text; the client reads it in its language (Error.LocalMessage).
 type Error struct {
 	Status     int
 	Code       string
 	Message    string
 	Field      string
+	Key        string        // the catalog id of the message when not "error.<Code>"
 	RetryAfter time.Duration // sets Retry-After when positive
+}
+
+// LocalMessage returns the error's message in l: the catalog's text of the
+// code (i18n/locales/errors.*.toml, "error.<code>", or Key), with the field
+// filled in. In English the call site's own sentence wins when it has one,
+// as it may name a limit or a byte offset. A code the catalog lacks (which
+// TestErrorMessagesBothLanguages catches) falls back to Message.
+func (e *Error) LocalMessage(l i18n.Lang) string {
+	if l == i18n.EN && e.Message != "" {
+		return e.Message
+	}
+	key := e.Key
+	if key == "" {
+		key = "error." + e.Code
+	}
+	if i18n.Has(l, key) {
+		return i18n.T(l, key, map[string]any{"Field": e.Field})
+	}
+	if e.Message != "" {
+		return e.Message
+	}
+	return e.Code
+}
+
+// requestLang is the language of a request's error messages: the one its
+// Accept-Language prefers of zh-CN and en, else zh-CN, the console's
+// default (i18n.Negotiate with no explicit choice).
+func requestLang(c *gin.Context) i18n.Lang {
+	return i18n.Negotiate("", c.GetHeader("Accept-Language"))
+}
+
+// errorBody returns the "error" member of an error answer to c: code and
+// message in the request's language, and the field when there is one. A
+// handler that writes its error body itself (with more members) uses it.
+func errorBody(c *gin.Context, e *Error) gin.H {
+	body := gin.H{"code": e.Code, "message": e.LocalMessage(requestLang(c))}
+	if e.Field != "" {
+		body["field"] = e.Field
+	}
+	return body
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
@@ -95,6 +138,7 @@ func toError(err error) (*Error, bool) {
 		e.RetryAfter = le.RetryAfter
 		if le.Hard {
 			e.Message = "too many wrong codes; the account's MFA checks are locked until support unlocks them"
+			e.Key = "error.locked_hard"
 			e.RetryAfter = 24 * time.Hour
 		}
 		return e, true
@@ -111,8 +155,10 @@ func toError(err error) (*Error, bool) {
 	return &Error{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error"}, false
 }
 
-// fail writes err as the JSON error body and aborts the request. Internal
-// errors are logged with the request id; their text never reaches the client.
+// fail writes err as the JSON error body and aborts the request, its
+// message in the language of the request's Accept-Language (zh-CN when it
+// names neither zh nor en). Internal errors are logged with the request
+// id; their text never reaches the client.
 func fail(c *gin.Context, log *slog.Logger, err error) {
 	e, known := toError(err)
 	if !known || e.Status >= 500 {
@@ -130,9 +176,6 @@ func fail(c *gin.Context, log *slog.Logger, err error) {
 		// code (401 invalid_code) came with credentials that were fine.
 		c.Header("WWW-Authenticate", `Bearer realm="mfaflow"`)
 	}
-	body := gin.H{"code": e.Code, "message": e.Message}
-	if e.Field != "" {
-		body["field"] = e.Field
-	}
-	c.AbortWithStatusJSON(e.Status, gin.H{"error": body})
+	c.Writer.Header().Add("Vary", "Accept-Language")
+	c.AbortWithStatusJSON(e.Status, gin.H{"error": errorBody(c, e)})
 }
