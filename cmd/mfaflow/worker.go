@@ -5,12 +5,19 @@ import (
 	"fmt"
 	"io"
 
-	sdkworker "go.temporal.io/sdk/worker"
-
 	"github.com/mfaflow/mfaflow/blob"
+	"github.com/mfaflow/mfaflow/internal/config"
 	"github.com/mfaflow/mfaflow/worker"
 	"github.com/mfaflow/mfaflow/workflows"
 )
+
+// buildID is the worker's build id: MFAFLOW_BUILD_ID, or the binary's.
+func buildID(cfg config.Config) string {
+	if cfg.BuildID != "" {
+		return cfg.BuildID
+	}
+	return worker.DefaultBuildID()
+}
 
 // runWorker polls the task queue against the production servers.
 func runWorker(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -41,6 +48,7 @@ func runWorker(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "mfaflow worker: polling task queue %q on %s\n", workflows.TaskQueue, cfg.TemporalAddress)
-	return worker.Run(ctx, tc, newActivities(db, keys, productionNotifier(cfg), blobs, wa), sdkworker.Options{})
+	build := buildID(cfg)
+	fmt.Fprintf(stdout, "mfaflow worker: polling task queue %q on %s as build %s of worker deployment %s\n", workflows.TaskQueue, cfg.TemporalAddress, build, worker.DeploymentName)
+	return worker.Run(ctx, tc, newActivities(db, keys, productionNotifier(cfg), blobs, wa), worker.Options(build))
 }
