@@ -59,6 +59,25 @@ func failureConverter(keys *mfa.Keyring) converter.FailureConverter {
 	})
 }
 
+// startWorker starts a worker as production does (worker.Options:
+// versioned, in the Worker Deployment, as build
+// temporalharness.TestBuildID) on c, whose codec seals the payloads, and
+// returns once its version is current.
+func startWorker(t *testing.T, c client.Client, a *activities.Activities) {
+	t.Helper()
+	w := sdkworker.New(c, workflows.TaskQueue, worker.Options(temporalharness.TestBuildID))
+	worker.Register(w, a)
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Stop)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if _, err := worker.Bootstrap(ctx, c, temporalharness.TestBuildID); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func quietLogger() sdklog.Logger {
 	return sdklog.NewStructuredLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 }
@@ -77,12 +96,7 @@ func TestBindVirtualOnServer(t *testing.T) {
 	srv := temporalharness.Start(t)
 	c := srv.NewClientWithOptions(client.Options{DataConverter: codec.DataConverter(keys), FailureConverter: failureConverter(keys), Logger: quietLogger()})
 	st := storetest.SQLite(t)
-	w := sdkworker.New(c, workflows.TaskQueue, sdkworker.Options{})
-	worker.Register(w, &activities.Activities{Store: st, Notifier: notify.Outbox{Store: st}, Keys: keys})
-	if err := w.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(w.Stop)
+	startWorker(t, c, &activities.Activities{Store: st, Notifier: notify.Outbox{Store: st}, Keys: keys})
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

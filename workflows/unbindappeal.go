@@ -304,6 +304,8 @@ func UnbindAppeal(ctx workflow.Context, in AppealInput) (AppealState, error) {
 	if policy.FourEyes {
 		st.ApprovalsNeeded = 2
 	}
+	// filedAt is when the appeal was filed: the first run's start.
+	filedAt := workflow.GetInfo(ctx).WorkflowStartTime
 	var (
 		mu       = workflow.NewMutex(ctx)
 		rev      int        // bumped on every change; the timers wait on it
@@ -316,7 +318,26 @@ func UnbindAppeal(ctx workflow.Context, in AppealInput) (AppealState, error) {
 		laneQ    = map[string][]effect{}
 		objPfx   = "appeals/" + in.AppealID + "/"
 		noteTime = func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") }
+		runs     int             // runs of this appeal before this one (continue-as-new)
+		sigBusy  bool            // a device-used signal is being handled
+		updated  []string        // ids of the updates this appeal completed, earlier runs' included
+		earlier  map[string]bool // ids of the updates earlier runs completed
 	)
+	// A run continued from an earlier one (continue-as-new) takes its state.
+	if c := in.Carry; c != nil {
+		st, held, filed, auditSeq, filedAt, runs = c.State, c.Held, c.Filed, c.AuditSeq, c.FiledAt, c.Runs
+		updated, earlier = c.Updated, map[string]bool{}
+		for _, id := range c.Updated {
+			earlier[id] = true
+		}
+		if st.Documents == nil {
+			st.Documents = map[string]Document{}
+		}
+		if st.Uploads == nil {
+			st.Uploads = map[string]int{}
+		}
+		in.Carry = nil
+	}
 
 	enqueue := func(e effect) {
 		if lanes {
@@ -422,6 +443,20 @@ func UnbindAppeal(ctx workflow.Context, in AppealInput) (AppealState, error) {
 	// next validator sees it. Replay runs the handlers (not the validators)
 	// and so counts the same.
 	count := func() { st.Updates++ }
+	// Temporal recognises a repeated update id within a run only. An
+	// update an earlier run completed, sent again by a client retrying
+	// across a continue-as-new, passes its validator and is answered with
+	// the state, applied no second time (repeated); every completed update
+	// is remembered for the next run (completed).
+	repeated := func(ctx workflow.Context) bool {
+		u := workflow.GetCurrentUpdateInfo(ctx)
+		return u != nil && earlier[u.ID]
+	}
+	completed := func(ctx workflow.Context) {
+		if u := workflow.GetCurrentUpdateInfo(ctx); u != nil {
+			updated = append(updated, u.ID)
+		}
+	}
 	selfReview := func(r ReviewerInput) error {
 		if r.ReviewerAccountID != "" && r.ReviewerAccountID == in.AccountID {
 			return temporal.NewApplicationError("appeal: a reviewer cannot review an appeal on their own account", ErrTypeSelfReview)
@@ -450,6 +485,10 @@ func UnbindAppeal(ctx workflow.Context, in AppealInput) (AppealState, error) {
 	// Before it (histories of shipped versions) one queue ran them all in
 	// order.
 	lanes = workflow.GetVersion(ctx, "effect-lanes", workflow.DefaultVersion, 1) == 1
+	// Version 1: an open appeal whose history Temporal finds long continues
+	// as new with its state (continueAsNew below). Histories from before
+	// never do, even where the server suggested it.
+	canContinue := workflow.GetVersion(ctx, "continue-as-new", workflow.DefaultVersion, 1) == 1
 	if lanes {
 		for _, l := range effectLanes {
 			workflow.Go(ctx, func(ctx workflow.Context) {
@@ -510,11 +549,18 @@ func UnbindAppeal(ctx workflow.Context, in AppealInput) (AppealState, error) {
 		return st, nil
 	}
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateAppealCreate, func(ctx workflow.Context) (AppealState, error) {
+		if repeated(ctx) {
+			return st.Compact(), nil
+		}
+		defer completed(ctx)
 		count()
 		st, err := createHandler(ctx)
 		return st.Compact(), err
 	}, workflow.UpdateHandlerOptions{
 		Validator: func(ctx workflow.Context) error {
+			if repeated(ctx) {
+				return nil
+			}
 			if refusal == nil && AppealClosed(st.Status) {
 				return wrongState()
 			}
@@ -578,8 +624,8 @@ func UnbindAppeal(ctx workflow.Context, in AppealInput) (AppealState, error) {
 		count()
 		st.Uploads[u.Document.Type]++
 	}
-	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateAddDocument, compacted(countUpload, addDocHandler), workflow.UpdateHandlerOptions{
-		Validator: func(ctx workflow.Context, u AddDocumentInput) error {
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateAddDocument, once(repeated, completed, &st, compacted(countUpload, addDocHandler)), workflow.UpdateHandlerOptions{
+		Validator: onceValid(repeated, func(ctx workflow.Context, u AddDocumentInput) error {
 			if err := checkDocument(ctx, u.Document); err != nil {
 				return err
 			}
@@ -587,7 +633,7 @@ func UnbindAppeal(ctx workflow.Context, in AppealInput) (AppealState, error) {
 				return temporal.NewApplicationError(fmt.Sprintf("appeal: at most %d uploads of each document type", MaxUploadsPerType), ErrTypeTooManyUploads)
 			}
 			return tooMany()
-		},
+		}),
 	}); err != nil {
 		return st, err
 	}
@@ -630,8 +676,8 @@ func UnbindAppeal(ctx workflow.Context, in AppealInput) (AppealState, error) {
 		}
 		return st, nil
 	}
-	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateSubmit, compacted(func(SubmitInput) { count() }, submitHandler), workflow.UpdateHandlerOptions{
-		Validator: func(ctx workflow.Context, _ SubmitInput) error {
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateSubmit, once(repeated, completed, &st, compacted(func(SubmitInput) { count() }, submitHandler)), workflow.UpdateHandlerOptions{
+		Validator: onceValid(repeated, func(ctx workflow.Context, _ SubmitInput) error {
 			if err := checkSubmit(ctx); err != nil {
 				return err
 			}
@@ -639,7 +685,7 @@ func UnbindAppeal(ctx workflow.Context, in AppealInput) (AppealState, error) {
 				return temporal.NewApplicationError("appeal: too few updates are left for a review; file a new appeal", ErrTypeTooManyUpdates)
 			}
 			return nil
-		},
+		}),
 	}); err != nil {
 		return st, err
 	}
@@ -683,13 +729,13 @@ func UnbindAppeal(ctx workflow.Context, in AppealInput) (AppealState, error) {
 		audit("reviewer:"+u.Reviewer, AuditAppealClaim, "ok", map[string]string{"reviewer": u.Reviewer})
 		return st, nil
 	}
-	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateClaim, compacted(func(ReviewerInput) { count() }, claimHandler), workflow.UpdateHandlerOptions{
-		Validator: func(ctx workflow.Context, u ReviewerInput) error {
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateClaim, once(repeated, completed, &st, compacted(func(ReviewerInput) { count() }, claimHandler)), workflow.UpdateHandlerOptions{
+		Validator: onceValid(repeated, func(ctx workflow.Context, u ReviewerInput) error {
 			if err := checkClaim(u); err != nil {
 				return err
 			}
 			return tooMany()
-		},
+		}),
 	}); err != nil {
 		return st, err
 	}
@@ -762,13 +808,13 @@ func UnbindAppeal(ctx workflow.Context, in AppealInput) (AppealState, error) {
 		}
 		return st, nil
 	}
-	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateDecide, compacted(func(DecideInput) { count() }, decideHandler), workflow.UpdateHandlerOptions{
-		Validator: func(ctx workflow.Context, u DecideInput) error {
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateDecide, once(repeated, completed, &st, compacted(func(DecideInput) { count() }, decideHandler)), workflow.UpdateHandlerOptions{
+		Validator: onceValid(repeated, func(ctx workflow.Context, u DecideInput) error {
 			if err := checkDecide(u); err != nil {
 				return err
 			}
 			return tooMany()
-		},
+		}),
 	}); err != nil {
 		return st, err
 	}
@@ -801,8 +847,8 @@ func UnbindAppeal(ctx workflow.Context, in AppealInput) (AppealState, error) {
 	}
 	// A cancel is never refused for the count (MaxAppealUpdates): it closes
 	// the appeal, so it is accepted at most once.
-	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateCancel, compacted(func(CancelInput) { count() }, cancelHandler), workflow.UpdateHandlerOptions{
-		Validator: func(ctx workflow.Context, u CancelInput) error { return checkCancel(u) },
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateCancel, once(repeated, completed, &st, compacted(func(CancelInput) { count() }, cancelHandler)), workflow.UpdateHandlerOptions{
+		Validator: onceValid(repeated, func(ctx workflow.Context, u CancelInput) error { return checkCancel(u) }),
 	}); err != nil {
 		return st, err
 	}
@@ -813,13 +859,14 @@ func UnbindAppeal(ctx workflow.Context, in AppealInput) (AppealState, error) {
 		for {
 			var s DeviceUsedSignal
 			deviceUsed.Receive(ctx, &s)
+			sigBusy = true
 			if err := mu.Lock(ctx); err != nil {
 				return
 			}
 			// Only a factor that was active when the appeal was filed
 			// proves the owner still has it (SPEC §6a); signals from
 			// before the rule carry no time and count.
-			filedBefore := s.ActiveSince.IsZero() || s.ActiveSince.Before(workflow.GetInfo(ctx).WorkflowStartTime)
+			filedBefore := s.ActiveSince.IsZero() || s.ActiveSince.Before(filedAt)
 			if st.Status == AppealCoolingDown && filedBefore {
 				note, by, subject := "the MFA device was used, so it is not lost", "device_used", "device_id"
 				switch s.Factor {
@@ -833,8 +880,29 @@ func UnbindAppeal(ctx workflow.Context, in AppealInput) (AppealState, error) {
 				notice(AppealEventDeviceUsed, time.Time{})
 			}
 			mu.Unlock()
+			sigBusy = false
 		}
 	})
+
+	// continueNow: Temporal suggests continuing as new (the history has
+	// grown past the namespace's limit.historyCount/historySize
+	// .suggestContinueAsNew), and this is a safe point: no update handler
+	// is running, no signal is being handled or waits in the channel, and
+	// every background effect has run, so the next run loses nothing.
+	continueNow := func() bool {
+		return canContinue && workflow.GetInfo(ctx).GetContinueAsNewSuggested() &&
+			!sigBusy && deviceUsed.Len() == 0 && idle() && workflow.AllHandlersFinished(ctx)
+	}
+	// continueAsNew ends this run; the next one, under the same workflow ID
+	// (the appeal id) and pinned to the same build, goes on from the state.
+	continueAsNew := func(ctx workflow.Context) error {
+		next := in
+		next.Carry = &AppealCarry{State: st, Held: held, Filed: filed, AuditSeq: auditSeq, FiledAt: filedAt, Runs: runs + 1,
+			Updated: updated}
+		logger.Info("appeal continues as new", "appeal_id", in.AppealID, "status", st.Status, "runs", runs+1,
+			"history_events", workflow.GetInfo(ctx).GetCurrentHistoryLength())
+		return workflow.NewContinueAsNewError(ctx, UnbindAppeal, next)
+	}
 
 	// Timers: the document deadline, the review SLA and the cool-down.
 	expire := func(ctx workflow.Context) {
@@ -884,6 +952,9 @@ func UnbindAppeal(ctx workflow.Context, in AppealInput) (AppealState, error) {
 		logger.Warn("appeal never created", "appeal_id", in.AppealID)
 	}
 	for ok && !AppealClosed(st.Status) {
+		if continueNow() {
+			return st, continueAsNew(ctx)
+		}
 		cur := rev
 		var (
 			until time.Time
@@ -900,13 +971,13 @@ func UnbindAppeal(ctx workflow.Context, in AppealInput) (AppealState, error) {
 			until, fire = st.CoolDownUntil, unbind
 		}
 		if fire == nil {
-			if err := workflow.Await(ctx, func() bool { return rev != cur }); err != nil {
+			if err := workflow.Await(ctx, func() bool { return rev != cur || continueNow() }); err != nil {
 				return st, err
 			}
 			continue
 		}
 		if wait := until.Sub(workflow.Now(ctx)); wait > 0 {
-			changed, err := workflow.AwaitWithTimeout(ctx, wait, func() bool { return rev != cur })
+			changed, err := workflow.AwaitWithTimeout(ctx, wait, func() bool { return rev != cur || continueNow() })
 			if err != nil {
 				return st, err
 			}
@@ -983,6 +1054,31 @@ func UnbindAppeal(ctx workflow.Context, in AppealInput) (AppealState, error) {
 		return st, err
 	}
 	return st, nil
+}
+
+// once wraps an update handler: an update an earlier run completed
+// (repeated) is answered with the state *st and not run again; every other
+// one is remembered when it completes.
+func once[A any](repeated func(workflow.Context) bool, completed func(workflow.Context), st *AppealState,
+	h func(workflow.Context, A) (AppealState, error)) func(workflow.Context, A) (AppealState, error) {
+	return func(ctx workflow.Context, a A) (AppealState, error) {
+		if repeated(ctx) {
+			return st.Compact(), nil
+		}
+		defer completed(ctx)
+		return h(ctx, a)
+	}
+}
+
+// onceValid wraps an update's validator: an update an earlier run
+// completed (repeated) passes, for once to answer it.
+func onceValid[A any](repeated func(workflow.Context) bool, v func(workflow.Context, A) error) func(workflow.Context, A) error {
+	return func(ctx workflow.Context, a A) error {
+		if repeated(ctx) {
+			return nil
+		}
+		return v(ctx, a)
+	}
 }
 
 // compacted wraps an update handler: count runs first, as the update is

@@ -138,6 +138,26 @@ type AppealInput struct {
 	Applicant     Applicant
 	Policy        AppealPolicy
 	RemoteIP      string
+	// Carry is set when an earlier run of the appeal continued as new:
+	// the state it goes on from. Nil when the appeal is filed.
+	Carry *AppealCarry `json:",omitempty"`
+}
+
+// AppealCarry is what an appeal takes into its next run when it continues
+// as new (SPEC §6d): the whole state (status, timeline, documents,
+// reviewers and approvals, deadlines, counts) and the workflow's own
+// bookkeeping.
+type AppealCarry struct {
+	State    AppealState
+	Held     []Document // every document ever recorded, for the deletion
+	Filed    bool       // the filed notice was sent
+	AuditSeq int        // audit keys already used
+	FiledAt  time.Time  // the first run's start: factors active before it may cancel
+	Runs     int        // runs that ended by continuing as new
+	// Updated holds the ids of the updates the appeal completed (at most
+	// MaxAppealUpdates and the cancel), so that one sent again after the
+	// continue-as-new is not applied twice.
+	Updated []string `json:",omitempty"`
 }
 
 // Document is an uploaded document: where it is and what it hashes to.

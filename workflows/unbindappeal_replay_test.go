@@ -32,7 +32,6 @@ import (
 	"github.com/mfaflow/mfaflow/notify"
 	"github.com/mfaflow/mfaflow/store"
 	"github.com/mfaflow/mfaflow/store/storetest"
-	"github.com/mfaflow/mfaflow/worker"
 	"github.com/mfaflow/mfaflow/workflows"
 )
 
@@ -40,6 +39,12 @@ import (
 // histories of earlier shipped versions stay beside it (_v1, ...) and every
 // one of them is replayed.
 const appealHistory = "testdata/unbindappeal_personal_v2.json"
+
+// retentionHistory is where -update records the history of the current
+// DocumentRetention, which auto-upgrades (worker.Register): a retention
+// asleep when a new build becomes current wakes on it, so every shipped
+// version's history must replay on the current code.
+const retentionHistory = "testdata/documentretention_v1.json"
 
 // The applicant of the recorded appeal. Test data only; none of it may be
 // readable in the history or the search attributes.
@@ -76,12 +81,8 @@ func TestUnbindAppealOnServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := sdkworker.New(c, workflows.TaskQueue, sdkworker.Options{})
-	worker.Register(w, &activities.Activities{Store: st, Notifier: notify.Outbox{Store: st}, Keys: keys, Blobs: bs})
-	if err := w.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(w.Stop)
+	acts := &activities.Activities{Store: st, Notifier: notify.Outbox{Store: st}, Keys: keys, Blobs: bs}
+	startWorker(t, c, acts)
 
 	const account, id = "acct-appeal-replay", "apl_replay1"
 	ap := replayApplicant
@@ -252,6 +253,63 @@ func TestUnbindAppealOnServer(t *testing.T) {
 		}
 		t.Logf("recorded %s (%d events)", appealHistory, len(hist.Events))
 	}
+
+	t.Run("DocumentRetention", func(t *testing.T) { recordRetention(t, ctx, c, acts, account) })
+}
+
+// recordRetention runs a DocumentRetention as a closed appeal hands it
+// its documents: they are deleted at DeleteAt, once, with the audit entry.
+// It checks the history holds only sealed payloads and, with -update,
+// records it for TestReplayDocumentRetention.
+func recordRetention(t *testing.T, ctx context.Context, c client.Client, acts *activities.Activities, account string) {
+	const id = "apl_replay_retention"
+	bs := acts.Blobs.(*blob.Store)
+	var docs []workflows.Document
+	for _, name := range []string{"id_holding_photo-1", "id_holding_photo-2"} {
+		key := "appeals/" + id + "/" + name
+		obj, err := bs.Put(ctx, key, strings.NewReader("a photo of the applicant holding the ID card: "+name), -1, 0, "image/jpeg")
+		if err != nil {
+			t.Fatal(err)
+		}
+		docs = append(docs, workflows.Document{Type: workflows.DocIDHoldingPhoto, ObjectKey: key, SHA256: obj.SHA256, Size: obj.Size, ContentType: obj.ContentType})
+	}
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: workflows.RetentionWorkflowID(id), TaskQueue: workflows.TaskQueue},
+		workflows.DocumentRetention, workflows.RetentionInput{AppealID: id, AccountID: account, Documents: docs, DeleteAt: time.Now().Add(2 * time.Second)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res workflows.RetentionResult
+	if err := run.Get(ctx, &res); err != nil || res.Deleted != len(docs) {
+		t.Fatalf("retention: %+v, %v", res, err)
+	}
+	if keys, err := bs.Keys(ctx, "appeals/"+id+"/"); err != nil || len(keys) != 0 {
+		t.Fatalf("documents left: %v, %v", keys, err)
+	}
+	entries, err := acts.Store.ListAudit(ctx, store.AuditFilter{AccountID: account, Subject: id})
+	if err != nil || len(entries) != 1 || entries[0].Action != workflows.AuditAppealDocumentsDeleted {
+		t.Fatalf("audit: %+v, %v", entries, err)
+	}
+
+	hist := &historypb.History{}
+	iter := c.GetWorkflowHistory(ctx, run.GetID(), run.GetRunID(), false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for iter.HasNext() {
+		e, err := iter.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		hist.Events = append(hist.Events, e)
+	}
+	raw, err := protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(hist)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSealed(t, hist, raw, 3, 0, replayPII()...)
+	if *update {
+		if err := os.WriteFile(retentionHistory, append(raw, '\n'), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("recorded %s (%d events)", retentionHistory, len(hist.Events))
+	}
 }
 
 // checkNoPII fails if any of pii is in the history's JSON or in a
@@ -259,6 +317,13 @@ func TestUnbindAppealOnServer(t *testing.T) {
 // encrypted by the codec. Search attributes are not payloads the codec
 // sees: they are checked for PII like the rest.
 func checkNoPII(t *testing.T, hist *historypb.History, raw []byte, pii ...string) {
+	t.Helper()
+	checkSealed(t, hist, raw, 20, 5, pii...)
+}
+
+// checkSealed is checkNoPII for a history with at least minPayloads
+// payloads and minAttrs search attributes.
+func checkSealed(t *testing.T, hist *historypb.History, raw []byte, minPayloads, minAttrs int, pii ...string) {
 	t.Helper()
 	for _, s := range pii {
 		if bytes.Contains(raw, []byte(s)) {
@@ -295,7 +360,7 @@ func checkNoPII(t *testing.T, hist *historypb.History, raw []byte, pii ...string
 	if err != nil {
 		t.Fatal(err)
 	}
-	if payloads < 20 || attrs < 5 {
+	if payloads < minPayloads || attrs < minAttrs {
 		t.Fatalf("found %d payloads and %d search attributes in the history; the walk is broken", payloads, attrs)
 	}
 }
@@ -340,6 +405,64 @@ func TestReplayUnbindAppeal(t *testing.T) {
 			r.RegisterWorkflow(workflows.UnbindAppeal)
 			if err := r.ReplayWorkflowHistoryFromJSONFile(quietLogger(), file); err != nil {
 				t.Fatalf("replay: %v", err)
+			}
+		})
+	}
+}
+
+// TestReplayDocumentRetention replays every recorded DocumentRetention
+// (one per shipped version) against the current code. Re-record the
+// current version's with go test ./workflows/ -run TestUnbindAppealOnServer -update.
+func TestReplayDocumentRetention(t *testing.T) {
+	keys, err := mfa.ParseKeyring(replayKeys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := filepath.Glob("testdata/documentretention_*.json")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("histories %v, %v (record with -run TestUnbindAppealOnServer -update)", files, err)
+	}
+	for _, file := range files {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			raw, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			hist, err := client.HistoryFromJSON(bytes.NewReader(raw), client.HistoryJSONOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var completed, timer bool
+			for _, e := range hist.Events {
+				completed = completed || e.GetEventType() == enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED
+				timer = timer || e.GetEventType() == enumspb.EVENT_TYPE_TIMER_FIRED
+			}
+			if !completed || !timer {
+				t.Fatalf("the recorded history does not wait for its timer (%v) and complete (%v)", timer, completed)
+			}
+			checkSealed(t, hist, raw, 3, 0, replayPII()...)
+			r, err := sdkworker.NewWorkflowReplayerWithOptions(sdkworker.WorkflowReplayerOptions{DataConverter: codec.DataConverter(keys), FailureConverter: failureConverter(keys)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.RegisterWorkflow(workflows.DocumentRetention)
+			if err := r.ReplayWorkflowHistoryFromJSONFile(quietLogger(), file); err != nil {
+				t.Fatalf("replay: %v", err)
+			}
+			// Not vacuous: a retention that deletes before it waits fails.
+			r, err = sdkworker.NewWorkflowReplayerWithOptions(sdkworker.WorkflowReplayerOptions{DataConverter: codec.DataConverter(keys), FailureConverter: failureConverter(keys)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.RegisterWorkflowWithOptions(func(ctx workflow.Context, in workflows.RetentionInput) (workflows.RetentionResult, error) {
+				ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: time.Minute})
+				var out workflows.DeleteDocumentsResult
+				err := workflow.ExecuteActivity(ctx, workflows.ActivityDeleteDocuments, workflows.DeleteDocumentsInput{
+					AppealID: in.AppealID, AccountID: in.AccountID, Documents: in.Documents}).Get(ctx, &out)
+				return workflows.RetentionResult{Deleted: out.Deleted}, err
+			}, workflow.RegisterOptions{Name: "DocumentRetention"})
+			if err := r.ReplayWorkflowHistoryFromJSONFile(quietLogger(), file); err == nil {
+				t.Error("a retention that deletes before it waits replayed without error")
 			}
 		})
 	}
