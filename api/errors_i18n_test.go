@@ -29,7 +29,7 @@ func answeredCodes(t *testing.T) []string {
 	}
 	files, _ := filepath.Glob("*.go")
 	literal := regexp.MustCompile(`(?:errorf\(|Status:\s*)http\.Status\w+,\s*(?:Code:\s*)?"([a-z_]+)"`)
-	constant := regexp.MustCompile(`\bcode\w*\s*=\s*"([a-z_]+)"`)
+	constant := regexp.MustCompile(`\bcode\w*(?:,\s*\w+)*\s*:?=\s*"([a-z_]+)"`)
 	for _, f := range files {
 		if strings.HasSuffix(f, "_test.go") {
 			continue

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"regexp"
 	"strconv"
+
+	"github.com/mfaflow/mfaflow/i18n"
 )
 
 // Listener wraps ln so that the few answers Go's HTTP server writes itself,
@@ -50,7 +52,7 @@ func (c jsonErrorConn) Write(p []byte) (int, error) {
 }
 
 // serverErrorJSON is the whole HTTP response for an error net/http answers
-// before routing.
+// before routing, its message in zh-CN.
 func serverErrorJSON(status int) []byte {
 	code, msg := "invalid_request", "the request could not be parsed: check the request line and that every % in the path starts a valid escape"
 	switch status {
@@ -61,6 +63,9 @@ func serverErrorJSON(status int) []byte {
 	case 505:
 		code, msg = "unsupported_http_version", "use HTTP/1.1"
 	}
+	// The request could not be read, so neither can its Accept-Language:
+	// the message is in zh-CN, the default.
+	msg = (&Error{Code: code, Message: msg}).LocalMessage(i18n.ZH)
 	body, _ := json.Marshal(map[string]any{"error": map[string]string{"code": code, "message": msg}})
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "HTTP/1.1 %d %s\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: %d\r\nConnection: close\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n\r\n",
