@@ -12,9 +12,12 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mfaflow/mfaflow/internal/harness"
 )
 
 func TestRunErrorsNameTheSetting(t *testing.T) {
@@ -99,15 +102,32 @@ type devProcess struct {
 	banner string
 }
 
-// buildBinary builds mfaflow once for the test.
+// built is the mfaflow binary the tests of this process share.
+var built struct {
+	sync.Once
+	bin string
+	err error
+	out []byte
+}
+
+// buildBinary builds mfaflow once for the tests of the process; the binary
+// is removed when they end.
 func buildBinary(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "mfaflow")
-	cmd := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	built.Do(func() {
+		dir, err := os.MkdirTemp("", "mfaflow-bin-")
+		if err != nil {
+			built.err = err
+			return
+		}
+		harness.AtExit(func() { _ = os.RemoveAll(dir) })
+		built.bin = filepath.Join(dir, "mfaflow")
+		built.out, built.err = exec.Command("go", "build", "-o", built.bin, ".").CombinedOutput()
+	})
+	if built.err != nil {
+		t.Fatalf("go build: %v\n%s", built.err, built.out)
 	}
-	return bin
+	return built.bin
 }
 
 var apiLine = regexp.MustCompile(`(?m)^\s+API\s+(http://[^\s/]+)`)
