@@ -49,13 +49,23 @@ func (s *Server) requireConsole() gin.HandlerFunc {
 }
 
 // requireRole admits reviewers or admins holding role (an admin holds every
-// role). Refusals are audited.
+// role), by bearer JWT or, without one, by staff session cookie (plus its
+// CSRF token on unsafe methods). Refusals are audited.
 func (s *Server) requireRole(role string) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		tok := bearer(c)
 		var err error
 		var p auth.Principal
+		sid := ""
+		if tok == "" && s.deps.OIDC != nil {
+			sid = s.sessionID(c) // a staff session (staff.go) when no bearer token is given
+		}
 		switch {
+		case sid != "":
+			p, err = s.sessionPrincipal(c, sid)
+			if err == nil && !p.Has(role) {
+				err = auth.ErrForbidden
+			}
 		case tok == "":
 			err = auth.ErrNoCredentials
 		case s.deps.JWT == nil:
@@ -72,8 +82,8 @@ func (s *Server) requireRole(role string) gin.HandlerFunc {
 				actor = "user:" + p.Subject
 			}
 			s.audit(c, store.AuditEntry{Actor: actor, Action: "auth." + role, Outcome: "denied",
-				Details: map[string]string{"route": c.FullPath(), "method": c.Request.Method, "reason": authRefusal(err)}})
-			fail(c, s.log, err)
+				Details: map[string]string{"route": c.FullPath(), "method": c.Request.Method, "reason": sessionRefusal(err)}})
+			fail(c, s.log, sessionError(err))
 			return
 		}
 		c.Set(ctxPrincipal, p)

@@ -60,7 +60,18 @@ type Deps struct {
 	Keys    *mfa.Keyring
 	Console *auth.ConsoleKeys
 	JWT     *auth.Verifier
-	Logger  *slog.Logger
+	// OIDC signs reviewers and admins in to the pages through the company
+	// IdP (/auth/login, /auth/callback; SPEC §5b); their session cookie then
+	// admits them to the review and admin routes like a JWT. nil: staff
+	// sign-in is off.
+	OIDC *auth.OIDC
+	// SessionTTL is how long a staff session lasts; 0: 8 hours.
+	SessionTTL time.Duration
+	// InsecureSessionCookie drops the Secure flag (and the __Host- prefix)
+	// of the staff cookies. Only the dev stack sets it, when it serves
+	// plain http on a loopback address.
+	InsecureSessionCookie bool
+	Logger                *slog.Logger
 	// Registry collects the HTTP metrics; nil: a new registry.
 	Registry *prometheus.Registry
 	// Dev enables the /dev routes (outbox, demo helpers).

@@ -14,6 +14,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -71,13 +72,37 @@ var devSettings = []string{
 // devPorts are the embedded servers' ports (flags only).
 type devPorts struct {
 	temporal, ui, s3 int
+	uiGiven          bool // -ui-port was on the command line
 }
 
 // flags registers the port flags on fs.
 func (p *devPorts) flags(fs *flag.FlagSet) {
 	fs.IntVar(&p.temporal, "temporal-port", 7233, "embedded Temporal frontend port (0: pick a free one; unused with TEMPORAL_ADDRESS)")
-	fs.IntVar(&p.ui, "ui-port", 8233, "Temporal Web UI port, for the embedded Temporal or TEMPORAL_ADDRESS (0: pick a free one, -1: no UI)")
+	p.ui = 8233
+	fs.Var(givenInt{&p.ui, &p.uiGiven}, "ui-port", "Temporal Web UI port (0: pick a free one, -1: no UI); with TEMPORAL_ADDRESS, a UI for that server starts only when this is given")
 	fs.IntVar(&p.s3, "s3-port", 9000, "embedded S3 server port (0: pick a free one; unused with S3_ENDPOINT)")
+}
+
+// givenInt is an int flag that records that it was given.
+type givenInt struct {
+	n     *int
+	given *bool
+}
+
+func (g givenInt) String() string {
+	if g.n == nil {
+		return "0"
+	}
+	return strconv.Itoa(*g.n)
+}
+
+func (g givenInt) Set(s string) error {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return errors.New("not a number")
+	}
+	*g.n, *g.given = n, true
+	return nil
 }
 
 // portFlag names the flag of the port a devstack.PortError is about.
@@ -104,6 +129,7 @@ func loadDevConfig(args []string, getenv func(string) string, stdout io.Writer, 
 			})
 			fmt.Fprint(stdout, `
 Given TEMPORAL_ADDRESS, DATABASE_URL or S3_ENDPOINT, dev uses that server instead of its embedded one.
+With TEMPORAL_ADDRESS, give dev a namespace no other mfaflow uses: its worker makes its build current there.
 Given console keys, a JWT secret or a JWKS URL, dev uses them instead of the generated ones (with a JWKS
 URL the banner has no reviewer tokens: they come from the IdP). Given notifier or console webhook URLs,
 those messages go there instead of the outbox at /dev/outbox.
@@ -247,7 +273,9 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 			return fmt.Errorf("TEMPORAL_ADDRESS: %w", err)
 		}
 		b.temporal, b.namespace, b.temporalGiven = cfg.TemporalAddress, cfg.TemporalNamespace, true
-		if ports.ui >= 0 {
+		// A server of one's own often has its UI on the default port
+		// (temporal server start-dev does): start one only when asked.
+		if ports.uiGiven && ports.ui >= 0 {
 			ui, err := devstack.StartUI(ctx, devstack.UIConfig{Port: ports.ui, Frontend: cfg.TemporalAddress, Namespace: cfg.TemporalNamespace, Logger: log.With("component", "temporal-ui")})
 			if err != nil {
 				return portFlag(err)
@@ -421,8 +449,11 @@ func printBanner(w io.Writer, b devBanner) {
 		state = "first start; keys, tokens and demo accounts were created"
 	}
 	ui := "(off)"
-	if b.ui != "" {
+	switch {
+	case b.ui != "":
 		ui = "http://" + b.ui
+	case b.temporalGiven:
+		ui = "(not started: use your Temporal server's own, or give -ui-port for one here)"
 	}
 	temporal := fmt.Sprintf("%s  (namespace %q, embedded)", b.temporal, b.namespace)
 	if b.temporalGiven {

@@ -341,7 +341,7 @@ func TestDevSettingsHonoured(t *testing.T) {
 		return
 	}
 
-	d := runDevInProcess(t, env, "-ui-port", "0")
+	d := runDevInProcess(t, env)
 	banner := d.stdout.String()
 	check("MFAFLOW_HTTP_ADDR", "MFAFLOW_DATA_DIR") // the run's -http-addr and -data-dir: its API and dev-secrets.json are there
 	for _, want := range []string{
@@ -361,13 +361,9 @@ func TestDevSettingsHonoured(t *testing.T) {
 		t.Errorf("the banner's tokens are not signed with the given secret:\n%s", banner)
 	}
 
-	// The Temporal UI runs for the given TEMPORAL_ADDRESS.
-	if m := regexp.MustCompile(`Temporal UI\s+(http://\S+)`).FindStringSubmatch(banner); m == nil {
-		t.Errorf("no Temporal UI in the banner:\n%s", banner)
-	} else if resp, err := http.Get(m[1]); err != nil || resp.StatusCode != http.StatusOK {
-		t.Errorf("Temporal UI at %s: %v %v", m[1], err, resp)
-	} else {
-		resp.Body.Close()
+	// A Temporal UI for the given TEMPORAL_ADDRESS only with -ui-port (at the end).
+	if !strings.Contains(banner, "Temporal UI    (not started") {
+		t.Errorf("a Temporal UI without -ui-port for the given TEMPORAL_ADDRESS:\n%s", banner)
 	}
 
 	// Console keys: the given one works, the generated one does not.
@@ -612,6 +608,18 @@ func TestDevSettingsHonoured(t *testing.T) {
 		t.Errorf("/metrics with the token = %d, want 200", code)
 	}
 	check("MFAFLOW_METRICS_ADDR", "MFAFLOW_METRICS_TOKEN")
+	d.stop()
+
+	// With -ui-port, a Temporal UI for the given TEMPORAL_ADDRESS (dev
+	// started again on the same servers).
+	d = runDevInProcess(t, env, "-ui-port", "0")
+	if m := regexp.MustCompile(`Temporal UI\s+(http://\S+)`).FindStringSubmatch(d.stdout.String()); m == nil {
+		t.Errorf("no Temporal UI in the banner with -ui-port:\n%s", d.stdout)
+	} else if resp, err := http.Get(m[1]); err != nil || resp.StatusCode != http.StatusOK {
+		t.Errorf("Temporal UI at %s: %v %v", m[1], err, resp)
+	} else {
+		resp.Body.Close()
+	}
 	d.stop()
 }
 

@@ -318,6 +318,18 @@ func accessRows() []accessRow {
 				return f.codecRequest(codec.DataConverter(f.s.keys))
 			}},
 
+		// Staff sign-in (SPEC §5b). This server has no MFAFLOW_OIDC_ISSUER:
+		// the sign-in routes say so to everyone, and sign-out without a
+		// session cookie has nothing to end. Sessions, their CSRF token and
+		// the flow against a real OpenID Provider are run in
+		// web.TestStaffSignInInBrowser and api.TestStaffSession.
+		{route: "GET /auth/login", want: everyone(404),
+			req: func(*accessFixtures, caller, bool) accessRequest { return accessRequest{query: "return=/review"} }},
+		{route: "GET /auth/callback", want: everyone(404),
+			req: func(*accessFixtures, caller, bool) accessRequest { return accessRequest{query: "code=x&state=y"} }},
+		{route: "GET /auth/session", want: everyone(404), req: none},
+		{route: "POST /auth/logout", want: everyone(200), req: none},
+
 		// Dev mode only, public: the dev stack listens on loopback.
 		{route: "GET /dev/outbox", dev: true, want: everyone(200),
 			req: func(f *accessFixtures, _ caller, _ bool) accessRequest {

@@ -37,16 +37,20 @@ window.mfaflow = (function () {
   }
 
   // call sends a request to the JSON API and returns the parsed answer. opts:
-  // token (bearer), json (a body to send as JSON), body and contentType (a
-  // raw body). It throws an APIError with the API's error code, message and
-  // field.
+  // token (bearer), session (send the staff session cookie) and csrf (its
+  // CSRF token, for POSTs), json (a body to send as JSON), body and
+  // contentType (a raw body). It throws an APIError with the API's error
+  // code, message and field.
   async function call(method, path, opts) {
     opts = opts || {};
     // Accept-Language is the page's language, so that the API's error
     // messages come in the language the reader chose.
-    const init = { method: method, headers: { Accept: "application/json", "Accept-Language": lang }, credentials: "omit", cache: "no-store" };
+    const init = { method: method, headers: { Accept: "application/json", "Accept-Language": lang }, credentials: opts.session ? "same-origin" : "omit", cache: "no-store" };
     if (opts.token) {
       init.headers.Authorization = "Bearer " + opts.token;
+    }
+    if (opts.csrf) {
+      init.headers["X-CSRF-Token"] = opts.csrf;
     }
     if (opts.json !== undefined) {
       init.headers["Content-Type"] = "application/json";
@@ -335,10 +339,25 @@ window.mfaflow = (function () {
     });
     render();
     return {
-      token: current,
-      sub: () => claims(current()).sub || "",
-      // signedOut shows the form again after the API refused the token.
-      signedOut: function () {
+      token: () => (session ? "" : current()),
+      ready: ready,
+      signedIn: () => !!session || !!current(),
+      // ended is true when the session ended (the page says "sign in again").
+      ended: () => ended,
+      // opts are the call options that authenticate: the session (with
+      // its CSRF token), else the bearer token.
+      opts: (extra) => Object.assign(session ? { session: true, csrf: session.csrf_token } : { token: current() }, extra || {}),
+      sub: () => (session ? session.subject : claims(current()).sub || ""),
+      // signedOut shows the form again after the API refused the token,
+      // or asks to sign in again when the session ended (code).
+      signedOut: function (code) {
+        if (session || code === "session_expired") {
+          session = null;
+          ended = true;
+          renderStaff(t("page.staff.expired"));
+          status(t("page.staff.expired"), "error");
+          return;
+        }
         store(key, null);
         render();
         form.hidden = false;
@@ -352,3 +371,56 @@ window.mfaflow = (function () {
     statusWords, finalStatuses, statusLabel, docLabel, store, load, appealTokenKey, busy, reviewerAuth,
   };
 })();
+
+    // Staff sign-in through the company IdP (SPEC §5b): GET /auth/session
+    // says who is signed in and gives the CSRF token the POSTs carry. A
+    // session, when there is one, is used instead of a token.
+    let session = null;
+    let ended = false; // the session ended: the page asks to sign in again
+    const staff = $("staff");
+    function renderStaff(text) {
+      if (!staff) {
+        return;
+      }
+      staff.hidden = false;
+      $("staff-sign-in").href = "/auth/login?return=" + encodeURIComponent(location.pathname + location.search);
+      $("staff-sign-in").hidden = !!session;
+      $("staff-sign-out").hidden = !session;
+      $("auth").hidden = !!session;
+      $("staff-who").textContent = session ? t("page.staff.signed_in", {
+        name: session.name || session.subject, roles: (session.roles || []).join(", "), time: formatTime(session.expires_at),
+      }) : (text || t("page.staff.not_signed_in"));
+    }
+    async function loadSession() {
+      try {
+        session = await call("GET", "/auth/session", { session: true });
+      } catch (e) {
+        session = null;
+        if (e instanceof APIError && e.code === "sign_in_unavailable") {
+          return;
+        }
+        ended = e instanceof APIError && e.code === "session_expired";
+        renderStaff(ended ? t("page.staff.expired") : "");
+        return;
+      }
+      renderStaff();
+    }
+    // A sign-in that did not happen comes back with ?sign_in=<reason>.
+    const refusals = { no_role: "page.staff.e_no_role", failed: "page.staff.e_failed", idp_unreachable: "page.staff.e_unreachable", unavailable: "page.staff.e_failed" };
+    const refused = refusals[new URLSearchParams(location.search).get("sign_in")];
+    const ready = staff ? loadSession().then(() => {
+      if (refused && !session) {
+        renderStaff(t(refused));
+        status(t(refused), "error");
+      }
+    }) : Promise.resolve();
+    if (staff) {
+      $("staff-sign-out").addEventListener("click", busy($("staff-sign-out"), async function () {
+        await call("POST", "/auth/logout", { session: true, csrf: session ? session.csrf_token : "" });
+        session = null;
+        ended = false;
+        renderStaff(t("page.staff.signed_out"));
+        status(t("page.staff.signed_out"), "ok");
+        onReady(current());
+      }, (e) => status(errorText(e), "error")));
+    }

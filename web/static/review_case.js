@@ -33,6 +33,8 @@
     wrong_state: "page.case.e_wrong_state",
     unauthorized: "page.case.e_unauthorized",
     forbidden: "page.case.e_forbidden",
+    session_expired: "page.staff.expired",
+    csrf_failed: "page.staff.csrf",
   };
   const actionError_ = (e) => (e instanceof m.APIError && actionErrors[e.code]) ? t(actionErrors[e.code]) : "";
 
@@ -158,17 +160,19 @@
     if (!id) {
       return;
     }
-    const tok = auth.token();
-    if (!tok) {
-      m.status(t("page.case.sign_in"));
+    if (!auth.signedIn()) {
+      m.status(auth.ended() ? t("page.staff.expired") : t("page.case.sign_in"), auth.ended() ? "error" : undefined);
       return;
     }
     let c;
     try {
-      c = await m.call("GET", "/v1/review/appeals/" + encodeURIComponent(id), { token: tok });
+      c = await m.call("GET", "/v1/review/appeals/" + encodeURIComponent(id), auth.opts());
     } catch (e) {
       if (e instanceof m.APIError && e.httpStatus === 401) {
-        auth.signedOut();
+        auth.signedOut(e.code);
+        if (e.code === "session_expired") {
+          return;
+        }
       }
       throw e;
     }
@@ -181,7 +185,7 @@
     m.result($("action-result"), msg, "error");
     m.status(msg, "error");
     if (e instanceof m.APIError && e.httpStatus === 401) {
-      auth.signedOut();
+      auth.signedOut(e.code);
       return;
     }
     load().catch(loadError);
@@ -195,7 +199,7 @@
 
   async function claim() {
     m.result($("action-result"), "");
-    const r = await m.call("POST", "/v1/review/appeals/" + encodeURIComponent(id) + "/claim", { token: auth.token() });
+    const r = await m.call("POST", "/v1/review/appeals/" + encodeURIComponent(id) + "/claim", auth.opts());
     m.result($("action-result"), t("page.case.claimed", { status: m.statusLabel(r.status) }), "ok");
     await load();
     m.status(t("page.case.claimed_short"), "ok");
@@ -221,9 +225,9 @@
       $("reason").focus();
       return;
     }
-    const r = await m.call("POST", "/v1/review/appeals/" + encodeURIComponent(id) + "/decision", {
-      token: auth.token(), json: { decision: checked.value, reason: reason },
-    });
+    const r = await m.call("POST", "/v1/review/appeals/" + encodeURIComponent(id) + "/decision", auth.opts({
+      json: { decision: checked.value, reason: reason },
+    }));
     const msg = decisionDone[checked.value](r);
     $("reason").value = "";
     checked.checked = false;
@@ -237,7 +241,7 @@
   $("claim").addEventListener("click", m.busy($("claim"), claim, actionError, again));
   $("decision-form").addEventListener("submit", m.busy($("decide"), decide, actionError, again));
   if (id) {
-    load().catch(loadError);
+    auth.ready.then(load).catch(loadError);
   } else {
     m.status(t("page.case.none"), "error");
   }

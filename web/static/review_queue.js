@@ -70,13 +70,13 @@
       cell(5, sla));
   }
 
-  async function list(tok, query) {
+  async function list(query) {
     // Every page of the queue (the API pages it by 200), so the oldest
     // appeals, which matter most for the SLA, are never cut off.
     const appeals = [];
     let page = "";
     for (let n = 0; n < 50; n++) {
-      const r = await m.call("GET", "/v1/review/appeals?" + query + (page ? "&page_token=" + encodeURIComponent(page) : ""), { token: tok });
+      const r = await m.call("GET", "/v1/review/appeals?" + query + (page ? "&page_token=" + encodeURIComponent(page) : ""), auth.opts());
       appeals.push(...(r.appeals || []));
       page = r.next_page_token || "";
       if (!page) {
@@ -91,21 +91,25 @@
   }
 
   async function load() {
-    const tok = auth.token();
     const body = $("queue");
-    if (!tok) {
-      body.replaceChildren(empty(t("page.queue.sign_in")));
-      m.status(t("page.queue.sign_in_status"));
+    if (!auth.signedIn()) {
+      body.replaceChildren(empty(auth.ended() ? t("page.staff.expired") : t("page.queue.sign_in")));
+      m.status(auth.ended() ? t("page.staff.expired") : t("page.queue.sign_in_status"), auth.ended() ? "error" : undefined);
       return;
     }
     m.status(t("page.queue.loading"));
     let appeals = [];
     try {
       for (const q of queries()) {
-        appeals.push(...await list(tok, q));
+        appeals.push(...await list(q));
       }
     } catch (e) {
       if (e instanceof m.APIError && e.httpStatus === 401) {
+        if (e.code === "session_expired") {
+          auth.signedOut(e.code);
+          body.replaceChildren(empty(t("page.staff.expired")));
+          return;
+        }
         auth.signedOut();
         m.status(t("page.queue.refused"), "error");
         return;
@@ -135,5 +139,5 @@
 
   auth = m.reviewerAuth(root, () => load().catch(report));
   $("refresh").addEventListener("click", m.busy($("refresh"), load, report));
-  load().catch(report);
+  auth.ready.then(load).catch(report);
 })();
