@@ -67,6 +67,7 @@ var devSettings = []string{
 	"MFAFLOW_NOTIFIER_URL", "MFAFLOW_NOTIFIER_SECRET", "MFAFLOW_CONSOLE_URL", "MFAFLOW_CONSOLE_SECRET",
 	"MFAFLOW_PUBLIC_URL", "MFAFLOW_TRUSTED_PROXIES", "MFAFLOW_METRICS_ADDR", "MFAFLOW_METRICS_TOKEN",
 	"MFAFLOW_WEBAUTHN_RP_ID", "MFAFLOW_WEBAUTHN_RP_NAME", "MFAFLOW_WEBAUTHN_ORIGINS", "MFAFLOW_WEBAUTHN_AAGUIDS",
+	"MFAFLOW_OIDC_ISSUER", "MFAFLOW_OIDC_CLIENT_ID", "MFAFLOW_OIDC_CLIENT_SECRET", "MFAFLOW_OIDC_ROLES_CLAIM",
 }
 
 // devPorts are the embedded servers' ports (flags only).
@@ -131,7 +132,8 @@ func loadDevConfig(args []string, getenv func(string) string, stdout io.Writer, 
 Given TEMPORAL_ADDRESS, DATABASE_URL or S3_ENDPOINT, dev uses that server instead of its embedded one.
 With TEMPORAL_ADDRESS, give dev a namespace no other mfaflow uses: its worker makes its build current there.
 Given console keys, a JWT secret or a JWKS URL, dev uses them instead of the generated ones (with a JWKS
-URL the banner has no reviewer tokens: they come from the IdP). Given notifier or console webhook URLs,
+URL the banner has no reviewer tokens: they come from the IdP). Given MFAFLOW_OIDC_ISSUER, staff sign in
+to the pages there instead of at the embedded OpenID Provider. Given notifier or console webhook URLs,
 those messages go there instead of the outbox at /dev/outbox.
 `)
 			return config.Config{}, true, nil
@@ -153,6 +155,9 @@ func devRequire(cfg config.Config) error {
 		return errors.New("S3_ACCESS_KEY and S3_SECRET_KEY: required with S3_ENDPOINT")
 	}
 	if err := cfg.RequireJWKS(); err != nil {
+		return err
+	}
+	if err := cfg.RequireOIDC(); err != nil {
 		return err
 	}
 	if cfg.NotifierURL != "" && cfg.NotifierSecret == "" {

@@ -257,13 +257,16 @@ var sixDigits = regexp.MustCompile(`\d{6}`)
 // TestDevSettingsHonoured runs the dev stack in process with every setting
 // "mfaflow dev -h" lists given, against the harness's servers, and checks
 // that each changes what dev does. The JWKS settings, which replace the HS256
-// secret, have a run of their own (TestDevJWKS); the port flags are in
+// secret, and the staff sign-in's OIDC settings have runs of their own
+// (TestDevJWKS, TestDevOIDC); the port flags are in
 // TestDevPortFlags. The test fails when devSettings lists a setting no check
 // here covers.
 func TestDevSettingsHonoured(t *testing.T) {
 	covered := map[string]bool{
 		// TestDevJWKS:
 		"MFAFLOW_JWKS_URL": true, "MFAFLOW_JWT_ISSUER": true, "MFAFLOW_JWT_AUDIENCE": true,
+		// TestDevOIDC:
+		"MFAFLOW_OIDC_ISSUER": true, "MFAFLOW_OIDC_CLIENT_ID": true, "MFAFLOW_OIDC_CLIENT_SECRET": true, "MFAFLOW_OIDC_ROLES_CLAIM": true,
 	}
 	check := func(names ...string) {
 		for _, n := range names {
