@@ -75,13 +75,13 @@ func (s *Server) routes() {
 	admin.POST("/codec/encode", s.handleCodec())
 	r.POST("/v1/admin/hardware-tokens/import", s.requireRole(auth.RoleAdmin), s.bodyDeadline(func() int64 { return maxImportBody }), s.handleImportTokens())
 
-	if s.deps.Pages != nil {
 	// Staff sign-in through the company IdP (staff.go, SPEC §5b).
 	r.GET("/auth/login", s.handleStaffLogin())
 	r.GET("/auth/callback", s.handleStaffCallback())
 	r.GET("/auth/session", s.handleStaffSession())
 	r.POST("/auth/logout", s.limitBody(), s.handleStaffLogout())
 
+	if s.deps.Pages != nil {
 		for _, p := range []string{"/appeal", "/appeal/status", "/appeals/:appeal_id/owner-cancel", "/review", "/review/case", "/static/*file"} {
 			r.GET(p, s.wrapPages(s.deps.Pages))
 		}

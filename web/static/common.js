@@ -338,39 +338,6 @@ window.mfaflow = (function () {
       }
     });
     render();
-    return {
-      token: () => (session ? "" : current()),
-      ready: ready,
-      signedIn: () => !!session || !!current(),
-      // ended is true when the session ended (the page says "sign in again").
-      ended: () => ended,
-      // opts are the call options that authenticate: the session (with
-      // its CSRF token), else the bearer token.
-      opts: (extra) => Object.assign(session ? { session: true, csrf: session.csrf_token } : { token: current() }, extra || {}),
-      sub: () => (session ? session.subject : claims(current()).sub || ""),
-      // signedOut shows the form again after the API refused the token,
-      // or asks to sign in again when the session ended (code).
-      signedOut: function (code) {
-        if (session || code === "session_expired") {
-          session = null;
-          ended = true;
-          renderStaff(t("page.staff.expired"));
-          status(t("page.staff.expired"), "error");
-          return;
-        }
-        store(key, null);
-        render();
-        form.hidden = false;
-        $("jwt").focus();
-      },
-    };
-  }
-
-  return {
-    $, el, t, plural, lang, errorText, APIError, call, status, result, isSet, formatTime, formatSize, waitText,
-    statusWords, finalStatuses, statusLabel, docLabel, store, load, appealTokenKey, busy, reviewerAuth,
-  };
-})();
 
     // Staff sign-in through the company IdP (SPEC §5b): GET /auth/session
     // says who is signed in and gives the CSRF token the POSTs carry. A
@@ -424,3 +391,36 @@ window.mfaflow = (function () {
         onReady(current());
       }, (e) => status(errorText(e), "error")));
     }
+    return {
+      token: () => (session ? "" : current()),
+      ready: ready,
+      signedIn: () => !!session || !!current(),
+      // ended is true when the session ended (the page says "sign in again").
+      ended: () => ended,
+      // opts are the call options that authenticate: the session (with
+      // its CSRF token), else the bearer token.
+      opts: (extra) => Object.assign(session ? { session: true, csrf: session.csrf_token } : { token: current() }, extra || {}),
+      sub: () => (session ? session.subject : claims(current()).sub || ""),
+      // signedOut shows the form again after the API refused the token,
+      // or asks to sign in again when the session ended (code).
+      signedOut: function (code) {
+        if (session || code === "session_expired") {
+          session = null;
+          ended = true;
+          renderStaff(t("page.staff.expired"));
+          status(t("page.staff.expired"), "error");
+          return;
+        }
+        store(key, null);
+        render();
+        form.hidden = false;
+        $("jwt").focus();
+      },
+    };
+  }
+
+  return {
+    $, el, t, plural, lang, errorText, APIError, call, status, result, isSet, formatTime, formatSize, waitText,
+    statusWords, finalStatuses, statusLabel, docLabel, store, load, appealTokenKey, busy, reviewerAuth,
+  };
+})();
