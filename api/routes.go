@@ -53,6 +53,7 @@ func (s *Server) routes() {
 	appeal.POST("/submit", s.limitBody(), s.handleSubmitAppeal())
 	appeal.GET("", s.handleGetAppeal())
 	appeal.POST("/cancel", s.limitBody(), s.handleCancelAppeal())
+	r.GET("/c/:token", s.handleShortCancelLink())
 
 	review := r.Group("/v1/review", s.limitBody(), s.requireRole(auth.RoleReviewer))
 	review.GET("/appeals", s.handleReviewQueue())
