@@ -421,9 +421,18 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 			Logger: log.With("component", "web")}),
 		TrustedProxies: cfg.TrustedProxies,
 	}
+	// ---- staff sign-in (issue 13 item 2, SPEC §5b; devStaffSignIn in serve.go):
+	// the given MFAFLOW_OIDC_* or an embedded dev OpenID Provider. ----
+	staffBanner, stopIDP, err := devStaffSignIn(cfg, publicURL, &deps)
+	if err != nil {
+		return err
+	}
+	defer stopIDP()
+	// ---- end staff sign-in ----
 	metricsSetup(cfg, &deps, true)
 	srv := api.NewServer(deps)
 	printBanner(stdout, b)
+	fmt.Fprint(stdout, staffBanner) // staff sign-in (issue 13 item 2)
 	err = withMetrics(ctx, cfg, deps, "dev", stdout, func(ctx context.Context) error { return serveListener(ctx, ln, srv) })
 	fmt.Fprintln(stdout, "mfaflow dev: shutting down")
 	return err
