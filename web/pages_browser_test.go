@@ -284,6 +284,7 @@ func TestAppealFormUnverifiedInBrowser(t *testing.T) {
 	if n := eval[int](b, `sessionStorage.length`); n != 0 {
 		t.Errorf("sessionStorage holds %d items after a refused appeal", n)
 	}
+	b.checkPage(i18n.EN, "appeal-refused")
 	b.screenshot("02-real-name-not-verified")
 }
 
@@ -654,11 +655,27 @@ func appealJourney(t *testing.T, b *browser, s *appealStack, l i18n.Lang, j jour
 	b.waitText("status-words", tr("page.st.pending_review"))
 	b.waitText("documents", hex.EncodeToString(photoSum[:]))
 	b.waitText("timeline", tr("page.st.pending_review"))
+	// The workflow's notes in the page's language, times in the reader's zone.
+	b.waitText("timeline", tr("page.note.submitted"))
+	b.waitText("timeline", tr("page.note.doc_received", "doc", tr("page.doc.id_holding_photo")))
+	filedNote, _, _ := strings.Cut(tr("page.note.filed"), "{time}")
+	b.waitText("timeline", filedNote)
+	if tl := b.text("timeline"); strings.Contains(tl, " UTC") || strings.Contains(tl, "submitted for review") {
+		t.Errorf("the timeline shows the workflow's English notes: %q", tl)
+	}
 	b.quietLiveRegion()
 	b.checkPage(l, "04-status-pending")
 
 	// (b) A reviewer pastes a JWT, finds the appeal in the queue and opens it.
 	b.do("open the queue", chromedp.Navigate(s.url+"/review"), chromedp.WaitVisible(chromedp.ID("auth-who")))
+	if eval[bool](b, `!document.getElementById("auth-forget").hidden`) {
+		// The reviewer of the other language's journey signs out; the
+		// queue as a signed-out reviewer first sees it.
+		b.click("auth-forget")
+		b.do("reload the queue", chromedp.Reload(), chromedp.WaitVisible(chromedp.ID("auth-who")))
+	}
+	b.waitText("queue", tr("page.queue.sign_in"))
+	b.checkPage(l, "05-queue-signed-out")
 	b.signInReviewer(reviewerToken(t, "reviewer-web"))
 	b.waitText("auth-who", tr("page.auth.signed_in", "sub", "reviewer-web")+" (reviewer)")
 	b.waitInQueue(id)
@@ -694,6 +711,10 @@ func appealJourney(t *testing.T, b *browser, s *appealStack, l i18n.Lang, j jour
 	b.do("open the status page", chromedp.Navigate(s.url+"/appeal/status?id="+id), chromedp.WaitVisible(chromedp.ID("appeal-card")))
 	b.waitJS("the appeal is unbound", fmt.Sprintf(`document.getElementById("status-words").textContent === %s`, jsString(tr("page.st.unbound"))), 30*time.Second)
 	b.waitText("status-explain", tr("page.st_explain.unbound"))
+	b.waitText("timeline", tr("page.note.unbound"))
+	if tl := b.text("timeline"); strings.Contains(tl, " UTC") {
+		t.Errorf("the timeline shows a note of the workflow in English: %q", tl)
+	}
 	if !eval[bool](b, `document.getElementById("cancel").hidden`) {
 		t.Error("an unbound appeal offers Cancel")
 	}

@@ -214,6 +214,42 @@ window.mfaflow = (function () {
     return docKeys[d] ? t(docKeys[d]) : d;
   }
 
+  // A timeline's notes come from the appeal's workflow, in English (a
+  // workflow's history keeps its words). noteText shows the notes the
+  // system writes in the page's language, a time in them in the reader's
+  // zone; any other note (a reviewer's reason) is shown as written.
+  const noteRules = [
+    [/^appeal filed; upload the documents by (\d{4}-\d{2}-\d{2} \d{2}:\d{2}) UTC$/, "page.note.filed"],
+    [/^submitted for review$/, "page.note.submitted"],
+    [/^a reviewer is looking at the appeal$/, "page.note.in_review"],
+    [/^a second reviewer is looking at the appeal$/, "page.note.second_reviewer"],
+    [/^approved by one reviewer; a second reviewer must approve$/, "page.note.first_approval"],
+    [/^approved; the MFA devices will be unbound at (\d{4}-\d{2}-\d{2} \d{2}:\d{2}) UTC unless the account owner cancels$/, "page.note.approved"],
+    [/^cancelled by the applicant$/, "page.note.cancelled_applicant"],
+    [/^cancelled by the account owner$/, "page.note.cancelled_owner"],
+    [/^the MFA device was used, so it is not lost$/, "page.note.device_used"],
+    [/^a recovery code of the account was used, so the owner can still sign in$/, "page.note.recovery_used"],
+    [/^the token card was resynchronised, so it is not lost$/, "page.note.resynced"],
+    [/^the documents were not submitted by the deadline$/, "page.note.expired"],
+    [/^the MFA devices were unbound; sign in and bind a new device$/, "page.note.unbound"],
+    [/^documents kept until (\d{4}-\d{2}-\d{2} \d{2}:\d{2}) UTC, then deleted$/, "page.note.kept_until"],
+    [/^documents deleted after the retention period$/, "page.note.deleted"],
+    [/^(id_holding_photo|business_licence) received$/, "page.note.doc_received"],
+    [/^(id_holding_photo|business_licence) replaced$/, "page.note.doc_replaced"],
+  ];
+
+  function noteText(note) {
+    for (const [re, key] of noteRules) {
+      const m = re.exec(note);
+      if (!m) {
+        continue;
+      }
+      const arg = m[1] || "";
+      return t(key, { time: arg ? formatTime(arg.replace(" ", "T") + ":00Z") : "", doc: arg ? docLabel(arg) : "" });
+    }
+    return note;
+  }
+
   // Storage in the tab's sessionStorage; a browser that refuses it gets an
   // in-memory map for this page only.
   const memory = new Map();
@@ -421,6 +457,6 @@ window.mfaflow = (function () {
 
   return {
     $, el, t, plural, lang, errorText, APIError, call, status, result, isSet, formatTime, formatSize, waitText,
-    statusWords, finalStatuses, statusLabel, docLabel, store, load, appealTokenKey, busy, reviewerAuth,
+    statusWords, finalStatuses, statusLabel, docLabel, noteText, store, load, appealTokenKey, busy, reviewerAuth,
   };
 })();

@@ -75,7 +75,7 @@
     for (const e of c.timeline || []) {
       const li = m.el("li", {}, m.el("time", { dateTime: e.at }, m.formatTime(e.at)), " ", m.el("strong", {}, m.statusLabel(e.status)));
       if (e.note) {
-        li.append(": " + e.note);
+        li.append(": " + m.noteText(e.note));
       }
       tl.append(li);
     }
