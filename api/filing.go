@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"errors"
-	"fmt"
 	mrand "math/rand/v2"
 	"net/http"
 	"strconv"
@@ -190,9 +189,8 @@ func (s *Server) alertOwnerOfRefusals(c *gin.Context, accountID string, now time
 		return
 	}
 	day := now.UTC().Format("20060102")
-	body := fmt.Sprintf("[%s] Someone tried at least %d times today to file an appeal to unbind the MFA devices of your account, "+
-		"with details that do not match your records. Each was refused and your devices stay bound. If this was not you, no action is needed.",
-		s.issuer(), refusedAlertAfter)
+	// In the owner's language and words, as every message to an account.
+	text := notify.TextFor(a, s.issuer())
 	sent := 0
 	if s.deps.Notifier != nil {
 		for _, m := range []notify.Message{
@@ -203,7 +201,7 @@ func (s *Server) alertOwnerOfRefusals(c *gin.Context, accountID string, now time
 				continue
 			}
 			m.ID = "appeal-attempts-" + accountID + "-" + day + "-" + m.Channel
-			m.Kind, m.Body = KindAppealAttempts, body
+			m.Kind, m.Body = KindAppealAttempts, text.Body(m.Channel, KindAppealAttempts, map[string]any{"Count": refusedAlertAfter})
 			if err := s.deps.Notifier.Notify(ctx, m); err != nil {
 				s.log.WarnContext(ctx, "appeal filing: owner alert failed", "channel", m.Channel, "err", err)
 				continue

@@ -60,7 +60,7 @@ func (s *Server) handleImportTokens() gin.HandlerFunc {
 			c.JSON(http.StatusCreated, res)
 		case errors.Is(err, inventory.ErrRejected):
 			out := gin.H{
-				"error":    gin.H{"code": "import_rejected", "message": "entries were refused; nothing was imported"},
+				"error":    errorBody(c, &Error{Status: http.StatusUnprocessableEntity, Code: "import_rejected", Message: "entries were refused; nothing was imported"}),
 				"batch_id": res.BatchID, "rejected": res.Rejected,
 			}
 			if len(res.Skipped) > 0 {

@@ -207,7 +207,7 @@ func TestPersonalAppeal(t *testing.T) {
 	// The old channels hear of the appeal, with a cancel link.
 	var filed string
 	for i := 0; i < 100 && filed == ""; i++ {
-		msgs, _ := st.ListOutbox(context.Background(), phone, 20)
+		msgs, _ := st.ListOutbox(context.Background(), acct+"@example.com", 20)
 		for _, m := range msgs {
 			if strings.Contains(m.Body, "owner-cancel") {
 				filed = m.Body

@@ -182,7 +182,7 @@ func TestWrongIdentityFilingsDoNotBlockOwner(t *testing.T) {
 			if len(alerts) != 1 {
 				t.Fatalf("%d attempt alerts to %s after the spray, want 1: %+v", len(alerts), to, alerts)
 			}
-			if b := alerts[0].Body; strings.Contains(b, "李四") || strings.Contains(b, "11010519491231002X") || !strings.Contains(b, "appeal") {
+			if b := alerts[0].Body; strings.Contains(b, "李四") || strings.Contains(b, "11010519491231002X") || !strings.Contains(b, "申请解绑") {
 				t.Fatalf("alert body %q", b)
 			}
 		}

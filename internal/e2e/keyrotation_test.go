@@ -108,7 +108,7 @@ func TestCancelLinkSurvivesKeyRotation(t *testing.T) {
 	}
 	link := ""
 	for deadline := time.Now().Add(time.Minute); link == "" && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		msgs, err := st.ListOutbox(ctx, phone, 20)
+		msgs, err := st.ListOutbox(ctx, acct+"@example.com", 20)
 		if err != nil {
 			t.Fatal(err)
 		}
