@@ -110,7 +110,7 @@ func lint(raw []byte) (problems []string, ops int, err error) {
 					}
 					continue
 				}
-				if status < 300 && hasExample(r.Content) {
+				if status < 400 && hasExample(r.Content) { // a redirect is the success of a link
 					example = true
 				}
 				if status >= 400 {
