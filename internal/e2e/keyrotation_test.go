@@ -68,9 +68,17 @@ func TestCancelLinkSurvivesKeyRotation(t *testing.T) {
 		return ts.NewClientWithOptions(codec.ClientOptions(keys, client.Options{}))
 	}
 	startWorker := func(keys *mfa.Keyring) sdkworker.Worker {
-		w := sdkworker.New(temporalFor(keys), workflows.TaskQueue, sdkworker.Options{})
+		// Versioned as production's workers are; both rings' workers are
+		// one build, the first makes it current.
+		tc := temporalFor(keys)
+		w := sdkworker.New(tc, workflows.TaskQueue, worker.Options(temporalharness.TestBuildID))
 		worker.Register(w, &activities.Activities{Store: st, Notifier: outbox, Keys: keys, Blobs: blobs})
 		if err := w.Start(); err != nil {
+			t.Fatal(err)
+		}
+		bctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		defer cancel()
+		if _, err := worker.Bootstrap(bctx, tc, temporalharness.TestBuildID); err != nil {
 			t.Fatal(err)
 		}
 		return w
