@@ -134,6 +134,7 @@ func (b *browser) checkPage(l i18n.Lang, name string) {
 			b.t.Errorf("%s: only %d Chinese characters on a zh-CN page: %q", name, han, text)
 		}
 	}
+	wide := eval[int](b, `window.innerWidth`)
 	for _, w := range []int64{1280, 375} {
 		b.do(fmt.Sprintf("%d px wide", w), chromedp.EmulateViewport(w, 900))
 		b.waitJS(fmt.Sprintf("the layout settles at %d px", w), fmt.Sprintf(`window.innerWidth === %d`, w), 10*time.Second)
@@ -145,8 +146,22 @@ func (b *browser) checkPage(l i18n.Lang, name string) {
 		b.axeCheck(fmt.Sprintf("%s at %d px", name, w))
 		b.screenshot(fmt.Sprintf("%s-%d", name, w))
 	}
+	b.restoreWidth(wide)
+}
+
+// restoreWidth ends the viewport emulation and waits until the window is
+// wide again and laid out (two frames), so that a click after it lands
+// where the element now is.
+func (b *browser) restoreWidth(wide int) {
+	b.t.Helper()
 	b.do("restore the width", chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
 		_, err := chromedp.Call(ctx, emulation.ClearDeviceMetricsOverride, cdp.Empty{})
 		return err
 	}))
+	b.waitJS("the window's width is back", fmt.Sprintf(`window.innerWidth === %d`, wide), 10*time.Second)
+	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
+	defer cancel()
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`new Promise((ok) => requestAnimationFrame(() => requestAnimationFrame(() => ok(true))))`, chromedp.EvalAwaitPromise)); err != nil {
+		b.t.Fatalf("wait for the layout: %v", err)
+	}
 }

@@ -19,8 +19,6 @@ import (
 	"time"
 
 	cdpbrowser "github.com/chromedp/cdproto/browser"
-	"github.com/chromedp/cdproto/cdp"
-	"github.com/chromedp/cdproto/emulation"
 	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
@@ -635,11 +633,7 @@ func (b *browser) fitsNarrow(name string) {
 		b.t.Errorf("%s: the page is %d px wide at a 375 px viewport", name, w)
 	}
 	b.screenshot(name)
-	b.do("restore the width", chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
-		_, err := chromedp.Call(ctx, emulation.ClearDeviceMetricsOverride, cdp.Empty{})
-		return err
-	}))
-	b.waitJS("the window's width is back", fmt.Sprintf(`window.innerWidth === %d`, wide), 10*time.Second)
+	b.restoreWidth(wide)
 }
 
 // waitFile waits up to 20 s for a finished download named name in dir.

@@ -22,7 +22,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 	sdkworker "go.temporal.io/sdk/worker"
@@ -554,6 +553,7 @@ func fourEyesInPage(t *testing.T, b *browser, s *appealStack) {
 // row as a card: rows are blocks, every cell is led by its column's name.
 func (b *browser) cardsAt375(id string) {
 	b.t.Helper()
+	wide := eval[int](b, `window.innerWidth`)
 	b.do("375 px wide", chromedp.EmulateViewport(375, 900))
 	b.waitJS("the layout settles at 375 px", `window.innerWidth === 375`, 10*time.Second)
 	js := fmt.Sprintf(`(() => { const rows = Array.from(document.getElementById(%s).rows);
@@ -562,10 +562,7 @@ func (b *browser) cardsAt375(id string) {
 	if !eval[bool](b, js) {
 		b.t.Errorf("#%s at 375 px: its rows are not cards, or a cell lacks its column's name", id)
 	}
-	b.do("restore the width", chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
-		_, err := chromedp.Call(ctx, emulation.ClearDeviceMetricsOverride, cdp.Empty{})
-		return err
-	}))
+	b.restoreWidth(wide)
 }
 
 // fileEnterpriseAppealHTTP files, documents and submits an enterprise
