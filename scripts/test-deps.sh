@@ -21,6 +21,19 @@ if ! have_pg; then
     exit 1
   fi
 fi
+# bash, curl and jq for TestReadmeTryIt, which runs the README's "Try it"
+# blocks as written.
+if ! command -v curl >/dev/null 2>&1 || ! command -v jq >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing curl and jq (Debian packages) for the README test"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq curl jq >/dev/null
+  else
+    echo "curl or jq is missing (the README test runs the README's curl blocks): install Debian's 'curl' and 'jq'" >&2
+    exit 1
+  fi
+fi
 # Headless Chromium for the browser tests of the web pages (chromedp).
 if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

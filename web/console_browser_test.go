@@ -327,9 +327,51 @@ func (b *browser) typeInto(id, v string) {
 	b.do("type into #"+id, clear, chromedp.SendKeys(chromedp.ID(id), v))
 }
 
+// click clicks #id as a user does, with the mouse at its centre, once the
+// page holds still: the element is scrolled to the middle of the viewport
+// and clicked only when two looks 50 ms apart find it at the same place and
+// nothing covers its centre. A click computed while a re-render moves the
+// layout lands elsewhere and is lost (it was, under -race, on a case page
+// that rendered twice); something covering the element is a page bug and
+// fails the test.
 func (b *browser) click(id string) {
 	b.t.Helper()
-	b.do("click #"+id, chromedp.Click(chromedp.ID(id)))
+	js := fmt.Sprintf(`(() => {
+		const e = document.getElementById(%s);
+		if (!e) { return {err: "no such element"}; }
+		const r0 = e.getBoundingClientRect();
+		if (r0.bottom < 0 || r0.top > window.innerHeight || r0.right < 0 || r0.left > window.innerWidth ||
+			r0.top < window.innerHeight * 0.2 || r0.bottom > window.innerHeight * 0.8) {
+			e.scrollIntoView({block: "center", inline: "center"});
+		}
+		const r = e.getBoundingClientRect();
+		const x = r.left + r.width / 2, y = r.top + r.height / 2;
+		const hit = document.elementFromPoint(x, y);
+		const covered = !(hit === e || e.contains(hit)) ? (hit ? hit.tagName + "#" + hit.id + "." + hit.className : "nothing") : "";
+		return {x: x, y: y, w: r.width, h: r.height, covered: covered};
+	})()`, jsString(id))
+	type spot struct {
+		X, Y, W, H float64
+		Covered    string
+		Err        string
+	}
+	var last spot
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		cur := eval[spot](b, js)
+		if cur.Err != "" {
+			b.t.Fatalf("click #%s: %s", id, cur.Err)
+		}
+		if cur.Covered == "" && cur.W > 0 && cur.H > 0 && cur == last {
+			b.do("click #"+id, chromedp.MouseClickXY(cur.X, cur.Y))
+			return
+		}
+		if time.Now().After(deadline) {
+			b.t.Fatalf("click #%s: never still and uncovered (last %+v)", id, cur)
+		}
+		last = cur
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // screenshot saves the whole page as a PNG and logs its path.

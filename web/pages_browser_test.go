@@ -823,7 +823,7 @@ func httpJSON(t *testing.T, method, url, token, contentType string, body []byte,
 
 // cancelLinkPattern matches the owner's cancel link of a notice: the full
 // owner-cancel page link (e-mail) or the short /c/… one (SMS).
-var cancelLinkPattern = regexp.MustCompile(`https?://[^\s"<>]+(?:/owner-cancel\?token=[A-Za-z0-9_-]+|/c/[A-Za-z0-9_-]+/[A-Za-z0-9_-]+)`)
+var cancelLinkPattern = regexp.MustCompile(`https?://[^\s"<>]+(?:/owner-cancel\?token=[A-Za-z0-9_-]+|/c/[A-Za-z0-9_-]{16})`)
 
 // cancelLink waits for the notice with the owner's cancel link sent to the
 // account's phone or e-mail.
