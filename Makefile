@@ -59,7 +59,7 @@ lint:
 bench: deps
 	@scripts/bench.sh
 
-## histories: record the current workflow versions' histories (workflows/testdata/*_v2.json) from runs on a real server;
+## histories: record the current workflow versions' histories (workflows/testdata/*_v2.json, documentretention_v1.json) from runs on a real server;
 ## make test replays every history there, the shipped versions' included
 histories:
 	$(GO) test -count=1 -run 'TestBindVirtualOnServer|TestUnbindAppealOnServer' ./workflows/ -update

@@ -117,7 +117,7 @@ var errorMap = []struct {
 		"the security key's signature counter went backwards, so it may have been copied; the check was refused and the owner told"},
 	{console.ErrWebAuthnOff, http.StatusConflict, "webauthn_unavailable", "security keys are not configured on this service"},
 	{console.ErrStepUpRequired, http.StatusForbidden, "step_up_required",
-		"this change needs a proof of an MFA factor the account already has: a code of a bound device or a recovery code; without one, file an unbind appeal at /appeal"},
+		"this change needs a proof of an MFA factor the account already has: a code of a bound device, a bound security key or a recovery code; without one, file an unbind appeal at /appeal"},
 	{console.ErrAppealOpen, http.StatusConflict, "appeal_open",
 		"an unbind appeal of this account is open, so its MFA devices cannot change until it closes; if you did not file it, cancel it with the link sent to the account's phone and e-mail"},
 	{store.ErrGrantMismatch, http.StatusForbidden, "grant_mismatch", "the grant is for another operation"},
