@@ -304,35 +304,7 @@ func TestProductionTopology(t *testing.T) {
 	rev := staffToken(t, "topo-reviewer", auth.RoleReviewer)
 	rc := client("10.9.0.1")
 	reviewed := &counter{}
-	var revWG sync.WaitGroup
-	revWG.Add(1)
-	go func() {
-		defer revWG.Done()
-		for ctx.Err() == nil {
-			for _, status := range []string{workflows.AppealPending, workflows.AppealInReview} {
-				code, q := rc.call(http.MethodGet, "/v1/review/appeals?status="+status, rev, nil)
-				if code != http.StatusOK {
-					reviewed.add(fmt.Sprintf("queue %d", code))
-					continue
-				}
-				items, _ := q["appeals"].([]any)
-				for _, it := range items {
-					item, _ := it.(map[string]any)
-					id, _ := item["appeal_id"].(string)
-					if status == workflows.AppealPending {
-						code, out := rc.call(http.MethodPost, "/v1/review/appeals/"+id+"/claim", rev, nil)
-						reviewed.add(fmt.Sprintf("claim %d %s", code, errCode(out)))
-						if code != http.StatusOK {
-							continue
-						}
-					}
-					code, out := rc.call(http.MethodPost, "/v1/review/appeals/"+id+"/decision", rev, map[string]any{"decision": "approve", "reason": "documents match"})
-					reviewed.add(fmt.Sprintf("approve %d %s", code, errCode(out)))
-				}
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
-	}()
+	revWait := autoReviewer(ctx, rc, rev, reviewed)
 
 	// The applicants, staggered, each from an address of its own.
 	steps := &counter{}
@@ -416,7 +388,7 @@ func TestProductionTopology(t *testing.T) {
 		return len(pending) == 0
 	})
 	cancel()
-	revWG.Wait()
+	revWait()
 	if !ok {
 		t.Fatalf("%d appeals not unbound %s after the faults began: %v (reviewer answers: %s)", len(pending), time.Since(faultStart).Round(time.Second), pending, reviewed)
 	}

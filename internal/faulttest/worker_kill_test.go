@@ -245,35 +245,7 @@ func TestWorkerSIGKILL(t *testing.T) {
 	// The automated reviewer claims and approves whatever waits.
 	rev := staffToken(t, "auto-reviewer", auth.RoleReviewer)
 	reviewed := &counter{}
-	var revWG sync.WaitGroup
-	revWG.Add(1)
-	go func() {
-		defer revWG.Done()
-		for ctx.Err() == nil {
-			for _, status := range []string{workflows.AppealPending, workflows.AppealInReview} {
-				code, q := c.call(http.MethodGet, "/v1/review/appeals?status="+status, rev, nil)
-				if code != http.StatusOK {
-					reviewed.add(fmt.Sprintf("queue %d", code))
-					continue
-				}
-				items, _ := q["appeals"].([]any)
-				for _, it := range items {
-					item, _ := it.(map[string]any)
-					id, _ := item["appeal_id"].(string)
-					if status == workflows.AppealPending {
-						code, out := c.call(http.MethodPost, "/v1/review/appeals/"+id+"/claim", rev, nil)
-						reviewed.add(fmt.Sprintf("claim %d %s", code, errCode(out)))
-						if code != http.StatusOK {
-							continue
-						}
-					}
-					code, out := c.call(http.MethodPost, "/v1/review/appeals/"+id+"/decision", rev, map[string]any{"decision": "approve", "reason": "documents match"})
-					reviewed.add(fmt.Sprintf("approve %d %s", code, errCode(out)))
-				}
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
-	}()
+	revWait := autoReviewer(ctx, c, rev, reviewed)
 
 	// The applicants: staggered over the first half of the chaos so unbinds
 	// happen while the worker is being killed.
@@ -322,7 +294,7 @@ func TestWorkerSIGKILL(t *testing.T) {
 		return len(pending) == 0
 	})
 	cancel()
-	revWG.Wait()
+	revWait()
 	if !ok {
 		t.Fatalf("%d appeals not unbound %s after the last restart: %v (reviewer answers: %s)", len(pending), time.Since(lastRestart).Round(time.Second), pending, reviewed)
 	}
