@@ -3,32 +3,17 @@ package web_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
-	sdkworker "go.temporal.io/sdk/worker"
 
-	"github.com/mfaflow/mfaflow/activities"
-	"github.com/mfaflow/mfaflow/api"
 	"github.com/mfaflow/mfaflow/auth"
-	"github.com/mfaflow/mfaflow/blob"
-	"github.com/mfaflow/mfaflow/console"
 	"github.com/mfaflow/mfaflow/devstack/devidp"
 	"github.com/mfaflow/mfaflow/i18n"
-	"github.com/mfaflow/mfaflow/internal/harness"
-	"github.com/mfaflow/mfaflow/internal/harness/temporalharness"
-	"github.com/mfaflow/mfaflow/mfa"
-	"github.com/mfaflow/mfaflow/notify"
 	"github.com/mfaflow/mfaflow/store"
-	"github.com/mfaflow/mfaflow/store/storetest"
-	"github.com/mfaflow/mfaflow/web"
-	"github.com/mfaflow/mfaflow/worker"
-	"github.com/mfaflow/mfaflow/workflows"
 )
 
 // startStaffStack is the appeal stack (startAppealStack) with staff
@@ -39,26 +24,7 @@ import (
 // session admits the reviewers.
 func startStaffStack(t *testing.T) *appealStack {
 	t.Helper()
-	keys, err := mfa.GenerateKeyring()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := temporalharness.StartEncrypted(t, keys)
-	st := storetest.SQLite(t)
-	m := harness.MinIOServer(t)
-	blobs, err := blob.Open(context.Background(), blob.Config{Endpoint: m.Endpoint, AccessKey: m.AccessKey, SecretKey: m.SecretKey, Bucket: m.Bucket(t), Encrypt: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	outbox := notify.Outbox{Store: st}
-	acts := &activities.Activities{Store: st, Notifier: outbox, Keys: keys, Blobs: blobs}
-	ts.NewWorkerWithOptions(workflows.TaskQueue, func(r sdkworker.Registry) { worker.Register(r, acts) }, sdkworker.Options{})
-
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	url := "http://" + ln.Addr().String()
+	deps, ln, url := appealBackends(t)
 	idpLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -73,32 +39,13 @@ func startStaffStack(t *testing.T) *appealStack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := api.NewServer(api.Deps{
-		Store:    st,
-		Temporal: ts.GetDefaultClient(),
-		ConsoleService: &console.Service{Store: st, Keys: keys, Notifier: outbox,
-			OnFactorUsed: api.FactorUsedHook(st, ts.GetDefaultClient(), nil)},
-		Documents: blobs,
-		Appeals: api.AppealConfig{Cooldown: 0, DocumentDeadline: time.Hour, ReviewSLA: time.Hour, Retention: time.Hour, PublicURL: url,
-			FourEyes: "all"},
-		OwnerCancelToken: func(id string) string { return activities.OwnerCancelToken(keys, id) },
-		Notifier:         outbox,
-		Keys:             keys,
-		Console:          auth.NewConsoleKeys([]string{browserConsoleKey}),
-		OIDC:             rp,
-		// Plain http on loopback, as `mfaflow dev` serves it: the cookies
-		// go without the Secure flag (Chromium would drop a Secure cookie
-		// set over http://127.0.0.1).
-		InsecureSessionCookie: true,
-		Logger:                slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})),
-		Pages:                 web.NewPages(web.PagesConfig{Logger: slog.New(slog.NewTextHandler(t.Output(), nil))}),
-	})
-	hs := httptest.NewUnstartedServer(srv)
-	hs.Listener.Close()
-	hs.Listener = ln
-	hs.Start()
-	t.Cleanup(hs.Close)
-	return &appealStack{st: st, keys: keys, url: url}
+	deps.Appeals.FourEyes = "all"
+	deps.OIDC = rp
+	// Plain http on loopback, as `mfaflow dev` serves it: the cookies go
+	// without the Secure flag (Chromium would drop a Secure cookie set
+	// over http://127.0.0.1).
+	deps.InsecureSessionCookie = true
+	return serveAppealStack(t, deps, ln, url)
 }
 
 // signInAtIdP clicks the page's "sign in" button, signs in at the dev

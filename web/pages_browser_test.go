@@ -73,7 +73,11 @@ type appealStack struct {
 	url  string
 }
 
-func startAppealStack(t *testing.T) *appealStack {
+// appealBackends starts what an appeal stack's API runs on (an encrypting
+// Temporal test server with a versioned worker, a SQLite store, MinIO) and
+// a listener for it, and returns the API's settings, served at url, for
+// the caller to adjust before serveAppealStack.
+func appealBackends(t *testing.T) (deps api.Deps, ln net.Listener, url string) {
 	t.Helper()
 	keys, err := mfa.GenerateKeyring()
 	if err != nil {
@@ -92,12 +96,12 @@ func startAppealStack(t *testing.T) *appealStack {
 
 	// The cancel links in the notices point at this server, so its address
 	// is needed before the API is built.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err = net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	url := "http://" + ln.Addr().String()
-	srv := api.NewServer(api.Deps{
+	url = "http://" + ln.Addr().String()
+	return api.Deps{
 		Store:    st,
 		Temporal: ts.GetDefaultClient(),
 		ConsoleService: &console.Service{Store: st, Keys: keys, Notifier: outbox,
@@ -108,21 +112,32 @@ func startAppealStack(t *testing.T) *appealStack {
 		Notifier:         outbox,
 		Keys:             keys,
 		Console:          auth.NewConsoleKeys([]string{browserConsoleKey}),
-		JWT:              &auth.Verifier{Keys: auth.HS256(string(pagesJWTSecret))},
 		Logger:           slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})),
 		Pages:            web.NewPages(web.PagesConfig{Logger: slog.New(slog.NewTextHandler(t.Output(), nil))}),
-		// The console demo page, as in the dev stack, for the journey's
-		// binding and the unbound device afterwards.
-		Dev: true,
-		Web: web.NewConsole(web.ConsoleConfig{Directory: st, DevConsoleKey: browserConsoleKey, DevLinks: true}),
-	})
-	hs := httptest.NewUnstartedServer(srv)
+	}, ln, url
+}
+
+// serveAppealStack serves the API of deps on ln until the test ends.
+func serveAppealStack(t *testing.T, deps api.Deps, ln net.Listener, url string) *appealStack {
+	t.Helper()
+	hs := httptest.NewUnstartedServer(api.NewServer(deps))
 	hs.Listener.Close()
 	hs.Listener = ln
 	hs.Start()
 	t.Cleanup(hs.Close)
-	s := &appealStack{st: st, keys: keys, url: url}
-	putAccounts(t, st, demoUnverified)
+	return &appealStack{st: deps.Store, keys: deps.Keys, url: url}
+}
+
+func startAppealStack(t *testing.T) *appealStack {
+	t.Helper()
+	deps, ln, url := appealBackends(t)
+	deps.JWT = &auth.Verifier{Keys: auth.HS256(string(pagesJWTSecret))}
+	// The console demo page, as in the dev stack, for the journey's
+	// binding and the unbound device afterwards.
+	deps.Dev = true
+	deps.Web = web.NewConsole(web.ConsoleConfig{Directory: deps.Store, DevConsoleKey: browserConsoleKey, DevLinks: true})
+	s := serveAppealStack(t, deps, ln, url)
+	putAccounts(t, s.st, demoUnverified)
 	s.bindDevice(t, demoUnverified.ID)
 	return s
 }
