@@ -125,11 +125,10 @@ func (t *httpTarget) merge(r loadResult) {
 
 // BenchmarkHTTPVerify drives the no-op Gin handler, and the verify
 // endpoint and the least-work handler on PostgreSQL and on SQLite, in turn,
-// in five rounds of a fifth of -benchsuite.duration each (after a short
-// unmeasured warm-up), so load from outside the process weighs on all five
-// alike; then it reports each one's totals.
+// in five rounds of a fifth of -benchsuite.duration each (alternate), so
+// load from outside the process weighs on all five alike; then it reports
+// each one's totals.
 func BenchmarkHTTPVerify(b *testing.B) {
-	const rounds = 5
 	pg, lite := postgresVerifyDB(b), sqliteVerifyDB(b)
 	targets := []*httpTarget{
 		noopTarget(b),
@@ -138,6 +137,18 @@ func BenchmarkHTTPVerify(b *testing.B) {
 		verifyTarget(b, lite),
 		leastTarget(b, lite),
 	}
+	alternate(b, targets)
+	for _, t := range targets {
+		b.Run(t.name, func(b *testing.B) { t.report(b) })
+	}
+}
+
+// alternate drives the targets in turn, in five rounds of a fifth of
+// -benchsuite.duration each (the first after a -benchsuite.warmup warm-up,
+// the others after 200 ms), profiling each measured phase, and adds each
+// round to its target's total.
+func alternate(b *testing.B, targets []*httpTarget) {
+	const rounds = 5
 	slice := *flagDuration / rounds
 	for r := range rounds {
 		warmup := 200 * time.Millisecond
@@ -151,18 +162,19 @@ func BenchmarkHTTPVerify(b *testing.B) {
 			t.merge(res)
 		}
 	}
-	for _, t := range targets {
-		b.Run(t.name, func(b *testing.B) {
-			slices.Sort(t.total.latencies)
-			if t.total.requests == 0 {
-				b.Fatalf("no measured requests (first error %v)", t.total.firstErr)
-			}
-			t.total.pgOK = t.total.pgOK && t.onPG
-			t.total.report(b)
-			if t.total.errors > 0 {
-				b.Errorf("%d requests failed; first: %v", t.total.errors, t.total.firstErr)
-			}
-		})
+}
+
+// report writes the target's totals as the benchmark's figures; it fails
+// the benchmark when nothing was measured or a request failed.
+func (t *httpTarget) report(b *testing.B) {
+	slices.Sort(t.total.latencies)
+	if t.total.requests == 0 {
+		b.Fatalf("no measured requests (first error %v)", t.total.firstErr)
+	}
+	t.total.pgOK = t.total.pgOK && t.onPG
+	t.total.report(b)
+	if t.total.errors > 0 {
+		b.Errorf("%d requests failed; first: %v", t.total.errors, t.total.firstErr)
 	}
 }
 
@@ -358,7 +370,16 @@ func verifyTarget(tb testing.TB, db verifyDB) *httpTarget {
 	accounts := seedVerifyDevices(tb, st, keys, "bv", *flagAccounts, true)
 	tb.Logf("%s: seeded %d accounts in %v", name, len(accounts), time.Since(seedStart).Round(time.Millisecond))
 
-	frozen := func() time.Time { return verifyNow }
+	hs := httptest.NewServer(verifyServer(st, keys, verifyNow))
+	tb.Cleanup(hs.Close)
+	t := codeQueues(name, hs.URL, accounts)
+	t.onPG = db.name == "Postgres"
+	return t
+}
+
+// verifyServer is api.NewServer on st with the API's clock frozen at now.
+func verifyServer(st store.Store, keys *mfa.Keyring, now time.Time) http.Handler {
+	frozen := func() time.Time { return now }
 	outbox := notify.Outbox{Store: st}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 	svc := &console.Service{Store: st, Keys: keys, Notifier: outbox, Log: logger, Now: frozen,
@@ -366,15 +387,10 @@ func verifyTarget(tb testing.TB, db verifyDB) *httpTarget {
 		// for the account's open appeals. None is open here, so the
 		// Temporal client it would signal is never called.
 		OnFactorUsed: api.FactorUsedHook(st, nil, logger)}
-	srv := api.NewServer(api.Deps{
+	return api.NewServer(api.Deps{
 		Store: st, ConsoleService: svc, Notifier: outbox, Keys: keys,
 		Console: auth.NewConsoleKeys([]string{consoleKey}), Logger: logger, Now: frozen,
 	})
-	hs := httptest.NewServer(srv)
-	tb.Cleanup(hs.Close)
-	t := codeQueues(name, hs.URL, accounts)
-	t.onPG = db.name == "Postgres"
-	return t
 }
 
 type preparedRequest struct {
