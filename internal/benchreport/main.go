@@ -409,8 +409,43 @@ func render(res results, raw, profileDir string) string {
 			}
 		}
 	}
+	if ps := planBlocks(raw); len(ps) > 0 {
+		b.WriteString("\n## Query plans\n\n" +
+			"The plans PostgreSQL executed for the statements of a verification, as the benchmarks printed them " +
+			"(auto_explain: EXPLAIN ANALYZE with buffers; one line a node, with its rows, loops, time and shared buffers).\n")
+		for _, p := range ps {
+			fmt.Fprintf(&b, "\n<details><summary>%s</summary>\n\n```\n%s```\n</details>\n", p.title, p.body)
+		}
+	}
 	b.WriteString("\n<details><summary>raw go test output</summary>\n\n```\n" + raw + "```\n</details>\n")
 	return b.String()
+}
+
+// planBlock is a query plan a benchmark printed.
+type planBlock struct{ title, body string }
+
+// planBlocks returns the plans in the output: the lines between
+// "benchplan: begin <title>" and "benchplan: end".
+func planBlocks(raw string) []planBlock {
+	var (
+		out  []planBlock
+		cur  *planBlock
+		body strings.Builder
+	)
+	for _, line := range strings.Split(raw, "\n") {
+		switch {
+		case strings.HasPrefix(line, "benchplan: begin "):
+			cur = &planBlock{title: strings.TrimPrefix(line, "benchplan: begin ")}
+			body.Reset()
+		case line == "benchplan: end" && cur != nil:
+			cur.body = body.String()
+			out = append(out, *cur)
+			cur = nil
+		case cur != nil:
+			body.WriteString(line + "\n")
+		}
+	}
+	return out
 }
 
 func cpuModel() string {

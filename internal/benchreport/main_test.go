@@ -101,3 +101,34 @@ func TestReportRows(t *testing.T) {
 		}
 	}
 }
+
+const planSample = `BenchmarkVerifyScale/Accounts1M-2   	       1	    300000 ns/op	      3333 req/s
+benchplan: begin Verify at 1,000,000 accounts — statement 1 of 2, check connections
+Sort  (rows=1 loops=1)
+  -> Index Scan using accounts_pkey on accounts a  (rows=1 loops=1)
+benchplan: end
+some other line
+benchplan: begin second
+Insert on audit_log
+benchplan: end
+`
+
+// TestPlanBlocks: the plans a benchmark prints become details sections of
+// their own.
+func TestPlanBlocks(t *testing.T) {
+	res, raw, err := parse(strings.NewReader(planSample))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := planBlocks(raw)
+	if len(ps) != 2 || ps[0].title != "Verify at 1,000,000 accounts — statement 1 of 2, check connections" ||
+		ps[0].body != "Sort  (rows=1 loops=1)\n  -> Index Scan using accounts_pkey on accounts a  (rows=1 loops=1)\n" ||
+		ps[1].body != "Insert on audit_log\n" {
+		t.Fatalf("plans %q", ps)
+	}
+	out := render(res, raw, "")
+	if !strings.Contains(out, "## Query plans") ||
+		!strings.Contains(out, "<details><summary>Verify at 1,000,000 accounts — statement 1 of 2, check connections</summary>\n\n```\nSort  (rows=1 loops=1)\n") {
+		t.Errorf("report lacks the plans:\n%s", out)
+	}
+}
