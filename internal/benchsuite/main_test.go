@@ -306,10 +306,13 @@ func quietSDK() log.Logger {
 // startTemporal starts the in-process Temporal test server with
 // production's encrypting converters and mfaflow's search attributes, as
 // temporalharness.StartEncrypted does; that helper takes a *testing.T and
-// these are benchmarks.
-func startTemporal(tb testing.TB, keys *mfa.Keyring) *temporaltest.TestServer {
+// these are benchmarks. opts come after the client options.
+func startTemporal(tb testing.TB, keys *mfa.Keyring, opts ...temporaltest.TestServerOption) *temporaltest.TestServer {
 	tb.Helper()
-	ts := temporaltest.NewServer(temporaltest.WithBaseClientOptions(codec.ClientOptions(keys, client.Options{Logger: quietSDK()})))
+	opts = append([]temporaltest.TestServerOption{
+		temporaltest.WithBaseClientOptions(codec.ClientOptions(keys, client.Options{Logger: quietSDK()})),
+	}, opts...)
+	ts := temporaltest.NewServer(opts...)
 	tb.Cleanup(func() {
 		// Stop logs a shutdown error through its (absent) *testing.T.
 		defer func() { _ = recover() }()

@@ -53,22 +53,23 @@ type stack struct {
 }
 
 // newStack starts the whole product on PostgreSQL and the harness's plain
-// MinIO. Appeals have no cool-down and no filing rate limit.
-func newStack(tb testing.TB) *stack {
+// MinIO. Appeals have no cool-down and no filing rate limit. opts go to
+// the Temporal test server.
+func newStack(tb testing.TB, opts ...temporaltest.TestServerOption) *stack {
 	tb.Helper()
-	return newStackOn(tb, harness.MinIOServer(tb))
+	return newStackOn(tb, harness.MinIOServer(tb), opts...)
 }
 
 // newStackOn is newStack on the MinIO server m: over TLS, trusting the
 // harness CA, when m serves TLS (harness.MinIOTLSServer).
-func newStackOn(tb testing.TB, m *harness.MinIO) *stack {
+func newStackOn(tb testing.TB, m *harness.MinIO, opts ...temporaltest.TestServerOption) *stack {
 	tb.Helper()
 	st := storetest.Postgres(tb)
 	keys, err := mfa.GenerateKeyring()
 	if err != nil {
 		tb.Fatal(err)
 	}
-	ts := startTemporal(tb, keys)
+	ts := startTemporal(tb, keys, opts...)
 	outbox := notify.Outbox{Store: st}
 	acts := &activities.Activities{Store: st, Notifier: outbox, Keys: keys}
 	bucket := m.Bucket(tb)
