@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/mfaflow/mfaflow/console"
 	"github.com/mfaflow/mfaflow/mfa"
 	"github.com/mfaflow/mfaflow/store/pgstore"
@@ -402,7 +404,13 @@ func verifyPlans(tb testing.TB, databaseURL string, keys *mfa.Keyring, accounts 
 	proxy := startPlanProxy(tb, u.Host)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	st, err := pgstore.Open(ctx, proxy.explainedURL(tb, databaseURL))
+	explained := proxy.explainedURL(tb, databaseURL)
+	conn, err := pgx.Connect(ctx, explained)
+	if err != nil {
+		tb.Fatalf("connect with auto_explain loaded (the server's auto_explain and a superuser are needed): %v", err)
+	}
+	conn.Close(ctx)
+	st, err := pgstore.Open(ctx, explained)
 	if err != nil {
 		tb.Fatal(err)
 	}
