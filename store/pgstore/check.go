@@ -407,3 +407,9 @@ func retryDeadlock(fn func() error) error {
 	}
 	return err
 }
+
+// Check runs a whole code check as BeginCheck and FinishCheck do, each half
+// in its batch (store.CheckStore).
+func (db *DB) Check(ctx context.Context, r store.CheckRequest, eval store.CheckEval) (store.CheckOutcome, error) {
+	return store.RunCheck(ctx, db.BeginCheck, db.FinishCheck, r, eval)
+}
