@@ -37,6 +37,7 @@ type DB struct {
 	prune  dbutil.Pruner // when Hit prunes old rate-limit windows
 	begin  *dbutil.Batcher[beginReq, beginResult]
 	finish *dbutil.Batcher[store.CheckFinish, finishResult]
+	checks *dbutil.Batcher[checkCall, checkResult]
 }
 
 var (
@@ -81,6 +82,7 @@ func Open(ctx context.Context, databaseURL string) (*DB, error) {
 func (db *DB) Close() error {
 	db.begin.Close()
 	db.finish.Close()
+	db.checks.Close()
 	db.hot.Close()
 	db.pool.Close()
 	return nil

@@ -392,7 +392,9 @@ func (db *DB) checkBatch(ctx context.Context, calls []checkCall) ([]checkResult,
 // checkTx is one whole check inside the batch's transaction.
 func (db *DB) checkTx(t *txStmts, c checkCall) (store.CheckOutcome, error) {
 	return store.RunCheck(t.ctx,
-		func(_ context.Context, r store.CheckRequest) (store.CheckStart, error) { return db.beginTx(t, r, c.lockAt) },
+		func(_ context.Context, r store.CheckRequest) (store.CheckStart, error) {
+			return db.beginTx(t, r, c.lockAt)
+		},
 		func(_ context.Context, f store.CheckFinish) (bool, error) {
 			if err := checkFinishValid(f); err != nil {
 				return false, err
