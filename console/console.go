@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"strconv"
 	"time"
 
@@ -200,6 +201,9 @@ func (s *Service) checkCode(ctx context.Context, c Caller, r store.CheckRequest,
 				if err := success(deviceID, &f); err != nil {
 					return nil, err
 				}
+				// Every finish is built before any is tried: each keeps
+				// its own details (a callback may reuse one map).
+				f.Audit.Details = maps.Clone(f.Audit.Details)
 			}
 			fs = append(fs, f)
 		}
