@@ -29,10 +29,11 @@ var migrations embed.FS
 
 // DB is a SQLite app store. It is safe for concurrent use.
 type DB struct {
-	w     *sql.DB       // the one writer connection
-	r     *sql.DB       // read-only connections
-	prune dbutil.Pruner // when Hit prunes old rate-limit windows
-	stmts stmtCache     // the writer's prepared statements of the hot path
+	w              *sql.DB       // the one writer connection
+	r              *sql.DB       // read-only connections
+	prune          dbutil.Pruner // when Hit prunes old rate-limit windows
+	challengePrune dbutil.Pruner // when CreateWebAuthnChallenge prunes expired challenges
+	stmts          stmtCache     // the writer's prepared statements of the hot path
 	// checks groups concurrent Check calls into one transaction each
 	// batch; one worker, as there is one writer.
 	checks *dbutil.Batcher[checkCall, checkResult]

@@ -67,6 +67,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"RecoveryCodes", testRecoveryCodes},
 		{"RecoveryCodeRace", testRecoveryCodeRace},
 		{"WebAuthn", testWebAuthn},
+		{"ChallengePrune", testChallengePrune},
 		{"UnbindAccount", testUnbindAccount},
 		{"Sessions", testSessions},
 	}
