@@ -20,6 +20,8 @@ import (
 
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
+	taskqueuepb "go.temporal.io/api/taskqueue/v1"
+	"go.temporal.io/api/workflowservice/v1"
 	sdkclient "go.temporal.io/sdk/client"
 	sdkworker "go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
@@ -44,6 +46,28 @@ func OneActivity(ctx workflow.Context, in string) (string, error) {
 
 // Echo is the baseline's activity.
 func Echo(_ context.Context, in string) (string, error) { return in, nil }
+
+// startBaselineWorker starts a worker of OneActivity on baselineQueue with
+// the options of the stack's appeal worker.
+func (s *stack) startBaselineWorker() {
+	s.ts.NewWorkerWithOptions(baselineQueue, func(r sdkworker.Registry) {
+		r.RegisterWorkflow(OneActivity)
+		r.RegisterActivity(Echo)
+	}, workerOptions())
+}
+
+// oneActivity starts OneActivity as workflow id and waits for its result.
+func oneActivity(ctx context.Context, tc sdkclient.Client, id string) error {
+	run, err := tc.ExecuteWorkflow(ctx, sdkclient.StartWorkflowOptions{ID: id, TaskQueue: baselineQueue}, OneActivity, "x")
+	var out string
+	if err == nil {
+		err = run.Get(ctx, &out)
+	}
+	if err != nil {
+		return fmt.Errorf("one-activity workflow %s: %w", id, err)
+	}
+	return nil
+}
 
 // appealTimes are the phases of one appeal driven through the HTTP API.
 type appealTimes struct {
@@ -116,10 +140,7 @@ func mean(ds []time.Duration) time.Duration {
 func BenchmarkAppealLatency(b *testing.B) {
 	const warmup, runs = 2, 10
 	s := newStack(b)
-	s.ts.NewWorkerWithOptions(baselineQueue, func(r sdkworker.Registry) {
-		r.RegisterWorkflow(OneActivity)
-		r.RegisterActivity(Echo)
-	}, sdkworker.Options{})
+	s.startBaselineWorker()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	var (
@@ -133,13 +154,8 @@ func BenchmarkAppealLatency(b *testing.B) {
 	stop := profileMeasured(b)
 	for r := range warmup + runs {
 		t0 := time.Now()
-		run, err := s.tc.ExecuteWorkflow(ctx, sdkclient.StartWorkflowOptions{ID: fmt.Sprintf("one-activity-%d", r), TaskQueue: baselineQueue}, OneActivity, "x")
-		var out string
-		if err == nil {
-			err = run.Get(ctx, &out)
-		}
-		if err != nil {
-			b.Fatalf("one-activity workflow: %v", err)
+		if err := oneActivity(ctx, s.tc, fmt.Sprintf("one-activity-%d", r)); err != nil {
+			b.Fatal(err)
 		}
 		d := time.Since(t0)
 		t, err := s.runAppeal(ctx, accts[r], r)
@@ -197,9 +213,10 @@ func BenchmarkAppealLatency(b *testing.B) {
 // every 500 ms) until an automated reviewer client, which polls the review
 // queue and claims and approves what it finds, has had it unbound. It
 // reports the total time, the appeals completed and the failures, the
-// throughput and the CPU it took (throughput.report), and what Temporal
-// did for each appeal, read from the histories of a sample of them
-// (historySummary.report).
+// throughput and the CPU it took (throughput.report), the backlog of the
+// appeals' normal task queue sampled meanwhile (queueStats.report), the
+// status queries per appeal, and what Temporal did for each appeal, read
+// from the histories of a sample of them (historySummary.report).
 func BenchmarkAppeals1000(b *testing.B) {
 	n, inflight := *flagAppeals, *flagInFlight
 	s := newStack(b)
@@ -287,6 +304,8 @@ func BenchmarkAppeals1000(b *testing.B) {
 		ids     = make([]string, n)
 		created = make([]time.Duration, n)
 	)
+	stopQueue := sampleQueue(ctx, s, workflows.TaskQueue)
+	reads0 := s.statusReads.Load()
 	run := driveConcurrently(n, inflight, firstErrs, func(i int) error {
 		t0 := time.Now()
 		id, token, err := s.fileAppeal(ctx, accts[i], i)
@@ -310,13 +329,16 @@ func BenchmarkAppeals1000(b *testing.B) {
 		phases.add(3, time.Since(t1))
 		return err
 	})
+	queue := stopQueue()
 	stopReviewer()
 	revWG.Wait()
 	stopWaits()
 	stop()
 
 	run.report(b, "appeals/s")
+	queue.report(b)
 	b.ReportMetric(float64(revErrs.Load()), "reviewer-errors")
+	b.ReportMetric(float64(s.statusReads.Load()-reads0)/float64(max(run.done, 1)), "status-queries")
 	b.Logf("mean phase times: create %v, upload %v, submit %v, submitted to unbound %v", phases.mean(0), phases.mean(1), phases.mean(2), phases.mean(3))
 	b.Logf("%d of %d appeals unbound in %v (%d in flight), %d failed, %d reviewer errors; first errors: %v",
 		run.done, n, run.elapsed.Round(time.Millisecond), inflight, run.failed, revErrs.Load(), firstErrs.list())
@@ -333,10 +355,7 @@ func BenchmarkAppeals1000(b *testing.B) {
 func BenchmarkOneActivity1000(b *testing.B) {
 	n, inflight := *flagAppeals, *flagInFlight
 	s := newStack(b)
-	s.ts.NewWorkerWithOptions(baselineQueue, func(r sdkworker.Registry) {
-		r.RegisterWorkflow(OneActivity)
-		r.RegisterActivity(Echo)
-	}, sdkworker.Options{})
+	s.startBaselineWorker()
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
 	// One workflow first, unmeasured: the worker's first poll and the task
@@ -348,30 +367,20 @@ func BenchmarkOneActivity1000(b *testing.B) {
 	stopWaits := profileWaits(b)
 	ids := make([]string, n)
 	errs := &errList{max: 5}
+	stopQueue := sampleQueue(ctx, s, baselineQueue)
 	run := driveConcurrently(n, inflight, errs, func(i int) error {
 		ids[i] = fmt.Sprintf("one-activity-%05d", i)
 		return oneActivity(ctx, s.tc, ids[i])
 	})
+	queue := stopQueue()
 	stopWaits()
 	stop()
 	run.report(b, "workflows/s")
+	queue.report(b)
 	b.Logf("%d of %d one-activity workflows in %v (%d in flight), %d failed; first errors: %v",
 		run.done, n, run.elapsed.Round(time.Millisecond), inflight, run.failed, errs.list())
 	h := readHistories(ctx, b, s.tc, sampleIDs(ids), ids, nil)
 	h.report(b, run)
-}
-
-// oneActivity starts OneActivity as workflow id and waits for its result.
-func oneActivity(ctx context.Context, tc sdkclient.Client, id string) error {
-	run, err := tc.ExecuteWorkflow(ctx, sdkclient.StartWorkflowOptions{ID: id, TaskQueue: baselineQueue}, OneActivity, "x")
-	var out string
-	if err == nil {
-		err = run.Get(ctx, &out)
-	}
-	if err != nil {
-		return fmt.Errorf("one-activity workflow %s: %w", id, err)
-	}
-	return nil
 }
 
 // throughput is the outcome of driving many items (appeals, workflows), a
@@ -476,6 +485,76 @@ func sampleIDs(ids []string) []int {
 	return out
 }
 
+// queueStats sums what sampleQueue saw of a task queue: the backlog the
+// matching service reports across the partitions (tasks that found no
+// poller waiting), and the age of its oldest task.
+type queueStats struct {
+	wftBacklog, wftAge, actBacklog, actAge float64 // sums
+	n                                      int
+	errs                                   int
+}
+
+// sampleQueue reads, every 500 ms until stop is called, the normal (not
+// sticky) workflow and activity task queues of name.
+func sampleQueue(ctx context.Context, s *stack, name string) (stop func() queueStats) {
+	var (
+		out  queueStats
+		done = make(chan struct{})
+	)
+	ctx, cancel := context.WithCancel(ctx)
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			var b [2]int64
+			var age [2]time.Duration
+			ok := true
+			for k, typ := range []enumspb.TaskQueueType{enumspb.TASK_QUEUE_TYPE_WORKFLOW, enumspb.TASK_QUEUE_TYPE_ACTIVITY} {
+				resp, err := s.tc.WorkflowService().DescribeTaskQueue(ctx, &workflowservice.DescribeTaskQueueRequest{
+					Namespace: s.ts.GetDefaultNamespace(), TaskQueue: &taskqueuepb.TaskQueue{Name: name, Kind: enumspb.TASK_QUEUE_KIND_NORMAL},
+					TaskQueueType: typ, ReportStats: true,
+				})
+				if err != nil {
+					ok = false
+					break
+				}
+				b[k], age[k] = resp.GetStats().GetApproximateBacklogCount(), resp.GetStats().GetApproximateBacklogAge().AsDuration()
+			}
+			if ok {
+				out.wftBacklog += float64(b[0])
+				out.wftAge += age[0].Seconds()
+				out.actBacklog += float64(b[1])
+				out.actAge += age[1].Seconds()
+				out.n++
+			} else if ctx.Err() == nil {
+				out.errs++
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(500 * time.Millisecond):
+			}
+		}
+	}()
+	return func() queueStats {
+		cancel()
+		<-done
+		return out
+	}
+}
+
+// report writes the mean backlogs and ages.
+func (q queueStats) report(b *testing.B) {
+	if q.n == 0 {
+		b.Logf("task queue: no sample (%d errors)", q.errs)
+		return
+	}
+	n := float64(q.n)
+	b.ReportMetric(q.wftBacklog/n, "wft-backlog")
+	b.ReportMetric(q.wftAge/n*1e9, "wft-backlog-age-ns")
+	b.ReportMetric(q.actBacklog/n, "activity-backlog")
+	b.Logf("normal task queue, mean of %d samples: workflow tasks in backlog %.1f (oldest %.2fs), activity tasks %.1f (oldest %.2fs)",
+		q.n, q.wftBacklog/n, q.wftAge/n, q.actBacklog/n, q.actAge/n)
+}
+
 // historySample is how many workflows' histories are read after a
 // throughput run.
 const historySample = 100
@@ -507,14 +586,15 @@ type historySummary struct {
 	// Workflow tasks: scheduled to started (waiting in the task queue for a
 	// poller) and started to completed (the worker); activities likewise.
 	wftWait, wftRun, actWait, actRun span
-	// The filing, from the create update's history: the workflow's start
-	// to the first workflow task's start (its dispatch), that task, the
+	// firstWait: the workflow's start to its first workflow task's start
+	// (the wait in the normal task queue). The filing, from the create
+	// update's history: the first workflow task, the
 	// eligibility activity's wait and run, its completion to the next
 	// workflow task's start, that task; started to the update's
 	// completion; and the HTTP call's time outside it (API before the
 	// start: rate limits, the appeal row; and after: the update's result
 	// reaching the client).
-	createFirstWait, createFirstRun, createCheckWait, createCheckRun, createNextWait, createNextRun, createServer, createOutside span
+	firstWait, createFirstRun, createCheckWait, createCheckRun, createNextWait, createNextRun, createServer, createOutside span
 }
 
 // readHistories reads the histories of the workflows ids[i] for i in pick
@@ -579,7 +659,7 @@ func (h *historySummary) add(events []*historypb.HistoryEvent, created time.Dura
 			h.wftWait.add(at[e.GetWorkflowTaskStartedEventAttributes().GetScheduledEventId()], t)
 			if firstWFT == 0 {
 				firstWFT = e.GetEventId()
-				h.createFirstWait.add(started, t)
+				h.firstWait.add(started, t)
 			}
 			if !checkDone.IsZero() && nextWFT == 0 {
 				nextWFT = e.GetEventId()
@@ -666,14 +746,15 @@ func (h *historySummary) report(b *testing.B, r throughput) {
 	}
 	b.Logf("history of %d sampled workflows, per workflow: %.1f events, %.1f workflow tasks, %.1f updates, %.1f activities (%s), %.2f activity retries",
 		h.workflows, per(h.events), per(h.workflowTasks), per(h.updates), per(h.activities), strings.Join(acts, ", "), per(h.activityRetries))
-	b.Logf("mean waits: workflow task scheduled→started %v, started→completed %v; activity scheduled→started %v, started→completed %v",
-		h.wftWait.mean(), h.wftRun.mean(), h.actWait.mean(), h.actRun.mean())
+	b.ReportMetric(float64(h.firstWait.mean().Nanoseconds()), "first-wft-wait-ns")
+	b.Logf("mean waits: workflow task scheduled→started %v (the first one, on the normal task queue: %v), started→completed %v; activity scheduled→started %v, started→completed %v",
+		h.wftWait.mean(), h.firstWait.mean(), h.wftRun.mean(), h.actWait.mean(), h.actRun.mean())
 	if h.createServer.n > 0 {
 		for _, m := range []struct {
 			s    span
 			unit string
 		}{
-			{h.createFirstWait, "create-first-wft-wait-ns"}, {h.createFirstRun, "create-first-wft-run-ns"},
+			{h.createFirstRun, "create-first-wft-run-ns"},
 			{h.createCheckWait, "create-check-wait-ns"}, {h.createCheckRun, "create-check-run-ns"},
 			{h.createNextWait, "create-next-wft-wait-ns"}, {h.createNextRun, "create-next-wft-run-ns"},
 			{h.createServer, "create-temporal-ns"}, {h.createOutside, "create-outside-ns"},
@@ -682,7 +763,7 @@ func (h *historySummary) report(b *testing.B, r throughput) {
 		}
 		b.Logf("create, mean of %d: started→first workflow task started %v, that task %v; eligibility activity waited %v, ran %v; "+
 			"its completion→next workflow task started %v, that task %v; started→create update completed %v; the HTTP call outside it %v",
-			h.createServer.n, h.createFirstWait.mean(), h.createFirstRun.mean(), h.createCheckWait.mean(), h.createCheckRun.mean(),
+			h.createServer.n, h.firstWait.mean(), h.createFirstRun.mean(), h.createCheckWait.mean(), h.createCheckRun.mean(),
 			h.createNextWait.mean(), h.createNextRun.mean(), h.createServer.mean(), h.createOutside.mean())
 	}
 }
