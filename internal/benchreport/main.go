@@ -105,29 +105,34 @@ var pairs = []pair{
 		note: "Each applicant files, uploads a 16 kB photo, submits and polls its view every 500 ms; an automated reviewer polls the review queue " +
 			"every 100 ms and claims and approves what it finds (eight at once). ns/op is the total wall time."},
 	{title: "1,000 concurrent appeals vs 1,000 one-activity workflows (per second)", subject: "Appeals1000", unit: "appeals/s",
-		baseline: "OneActivity1000", baseUnit: "workflows/s", spec: "report only: SPEC §9 sets no rate; an appeal is five to six times a one-activity workflow's Temporal work",
-		show: []string{"p50-ns", "p99-ns", "go-cpu-ns", "go-cores", "host-cores"}, profiles: []string{"BenchmarkAppeals1000", "BenchmarkOneActivity1000"},
-		note: "Baseline: BenchmarkOneActivity1000, as many OneActivity workflows (one no-op activity), 50 at once, each ExecuteWorkflow and Get " +
-			"through the API's Temporal client, on a stack of its own built as the appeals' one (temporaltest in process, the SDK's default worker " +
-			"options as in production: two workflow and two activity task pollers). go-cpu is this process's CPU per item (API, Temporal server " +
-			"with its in-memory SQLite, worker, driver), go-cores and host-cores the cores this process and the whole machine (other work included) " +
-			"kept busy over the run, of 2. The runs also sample the task queue (wft-backlog: workflow tasks waiting in the normal task queue) and read " +
-			"the histories of 100 items. Reading (2026-12-03, smoke runs on a machine shared with other engineers' tests): the limiting resource " +
-			"is CPU. The profile puts about two thirds of the process's CPU in the in-process Temporal server (its SQLite persistence on one " +
-			"connection, history, frontend, matching, gRPC) and its garbage, the SDK worker about a tenth, mfaflow's API and activities about 4 %. " +
-			"An appeal costs five to six one-activity workflows of CPU, and its rate is about that fraction of theirs, so per workflow task " +
-			"(next row) the two are alike. The filing's long create phase is queueing, not work: the new appeal's first workflow task waits in the " +
-			"normal task queue while the worker's two pollers serve the sticky queue, which always has a backlog at 50 in flight " +
-			"(the Go SDK polls the sticky queue while it reports a backlog). The eligibility check, the API and PostgreSQL take tens of " +
-			"milliseconds of it. With poller autoscaling (-benchsuite.pollers=auto) that backlog goes and the first task waits 0.4 s " +
-			"instead of seconds. The rate stays the same because the CPU is still full, so the wait moves to the other phases."},
+		baseline: "OneActivity1000", baseUnit: "workflows/s",
+		spec: "report only: SPEC §9 sets no rate; an appeal writes about ten times a one-activity workflow's history (the rows below)",
+		show: []string{"p50-ns", "p99-ns", "go-cpu-ns", "go-cores", "host-cores"},
+		note: "Baseline: BenchmarkOneActivity1000, as many OneActivity workflows (one no-op activity), 50 at once, each started and awaited " +
+			"(ExecuteWorkflow, Get) through the API's Temporal client, on a stack of its own built like the appeals' one: temporaltest in " +
+			"process, the SDK's default worker options as in production (two workflow and two activity task pollers). go-cpu is this " +
+			"process's CPU per item (API, Temporal server with its in-memory SQLite, worker, driver); go-cores and host-cores the cores this " +
+			"process and the whole machine (other work included) kept busy over the run, of 2. " +
+			"Reading of the 2026-12-03 smoke runs, on a machine shared with other engineers' tests: the limit is CPU. About 57 % of the " +
+			"process's CPU went to the in-process Temporal server (a fifth of it in its SQLite persistence), 14 % to gRPC between it and its " +
+			"clients, 13 % to garbage collection, 9 % to the SDK worker, and under 4 % to mfaflow's API and activities. Both sides kept the " +
+			"server at the same rate of history events (third row). An appeal writes ten times the events of a one-activity workflow, so it " +
+			"runs at about a tenth of the rate. The filing's long create phase is queueing, not work. The new appeal's first workflow task " +
+			"waits in the normal task queue because the Go SDK's two pollers poll the sticky queue while it reports a backlog, and at 50 in " +
+			"flight it always has one. The eligibility check, the API and PostgreSQL take tens of milliseconds of it. With poller autoscaling " +
+			"(-benchsuite.pollers=auto) that backlog goes, but the CPU stays full and the wait moves into every task's run time."},
 	{title: "1,000 concurrent appeals vs 1,000 one-activity workflows, per workflow task (workflow tasks/s)", subject: "Appeals1000", unit: "workflow-tasks/s",
-		baseline: "OneActivity1000", spec: "report only", show: []string{"workflow-tasks", "updates", "activities", "history-events", "first-wft-wait-ns", "wft-backlog"},
-		note: "Each side's rate times its workflow tasks per item, counted in the histories of 100 items (workflow-tasks, updates, activities, " +
-			"history-events per item). An appeal is five updates (create with the eligibility check, upload, submit, claim, decision) and about " +
-			"16 activities, 11 of them background effects: the status mirror, the audit entries, the notices, the unbind and the session revocation. " +
-			"Its applicant also polls its status every 500 ms after submitting, and each poll is a query that the worker answers on the sticky queue. " +
-			"first-wft-wait is the mean wait of each workflow's first workflow task in the normal task queue; wft-backlog the mean number waiting there."},
+		baseline: "OneActivity1000", spec: "report only", show: []string{"workflow-tasks", "updates", "activities", "first-wft-wait-ns", "wft-backlog"},
+		note: "Each side's rate times its workflow tasks per item, counted in the histories of 100 items (workflow-tasks, updates, activities " +
+			"per item). An appeal is five updates (create with the eligibility check, upload, submit, claim, decision) and 16 activities: " +
+			"the eligibility check, the unbind, and 14 background effects (the status mirror 5, audit entries 5, notices 3, the session " +
+			"revocation). Its applicant also polls its status every 500 ms after submitting (status-queries per appeal in the raw output), " +
+			"and the worker answers each of these queries from the sticky queue. first-wft-wait is the mean wait of each workflow's first " +
+			"workflow task in the normal task queue; wft-backlog the mean number of workflow tasks waiting there, sampled every 500 ms."},
+	{title: "1,000 concurrent appeals vs 1,000 one-activity workflows, per history event (history events/s)", subject: "Appeals1000", unit: "history-events/s",
+		baseline: "OneActivity1000", spec: "report only", show: []string{"history-events", "go-cpu-ns"},
+		note: "Each side's rate times its history events per item (history-events), the work Temporal's history service persists. " +
+			"The two rates are close: the server turns out history events at about one rate whatever the workflow, and its CPU is the limit."},
 	{title: "Document upload through the API vs bare minio-go PutObject, 10 MiB, TLS (MB/s)", subject: "Upload10MB/TLS-API", baseline: "Upload10MB/TLS-PutObject",
 		unit: "MB/s", dir: atLeast, target: 0.9, spec: "SPEC §9", show: uploadShow, profiles: []string{"BenchmarkUpload10MB"},
 		note: "25 rounds of one 10 MiB file through each of four sides after two warm-ups, the order reversed every round: the API and a bare " +
