@@ -310,7 +310,7 @@ func BenchmarkAppeals1000(b *testing.B) {
 		t0 := time.Now()
 		id, token, err := s.fileAppeal(ctx, accts[i], i)
 		if err != nil {
-			return err
+			return fmt.Errorf("filing answered after %v: %w", time.Since(t0).Round(time.Millisecond), err)
 		}
 		ids[i], created[i] = id, time.Since(t0)
 		phases.add(0, created[i])
