@@ -113,14 +113,17 @@ var pairs = []pair{
 			"process, the SDK's default worker options as in production (two workflow and two activity task pollers). go-cpu is this " +
 			"process's CPU per item (API, Temporal server with its in-memory SQLite, worker, driver); go-cores and host-cores the cores this " +
 			"process and the whole machine (other work included) kept busy over the run, of 2. " +
-			"Reading of the 2026-12-03 smoke runs, on a machine shared with other engineers' tests: the limit is CPU. About 57 % of the " +
-			"process's CPU went to the in-process Temporal server (a fifth of it in its SQLite persistence), 14 % to gRPC between it and its " +
-			"clients, 13 % to garbage collection, 9 % to the SDK worker, and under 4 % to mfaflow's API and activities. Both sides kept the " +
-			"server at the same rate of history events (third row). An appeal writes ten times the events of a one-activity workflow, so it " +
-			"runs at about a tenth of the rate. The filing's long create phase is queueing, not work. The new appeal's first workflow task " +
-			"waits in the normal task queue because the Go SDK's two pollers poll the sticky queue while it reports a backlog, and at 50 in " +
-			"flight it always has one. The eligibility check, the API and PostgreSQL take tens of milliseconds of it. With poller autoscaling " +
-			"(-benchsuite.pollers=auto) that backlog goes, but the CPU stays full and the wait moves into every task's run time."},
+			"The two run one after the other, so the ratio moves with the machine's other load (0.10× and 0.22× in two runs on " +
+			"2026-12-03); the CPU per item holds better. " +
+			"Reading of those smoke runs, on a machine shared with other engineers' tests: the limit is CPU. About 57 % of the " +
+			"process's CPU went to the in-process Temporal server (20 points of it in its SQLite persistence), 14 % to gRPC between it and its " +
+			"clients, 12 % to garbage collection, 9–10 % to the SDK worker, and under 4 % to mfaflow's API and activities. An appeal writes " +
+			"ten times the history events of a one-activity workflow (110 against 11) and took 5–8 times its CPU. The filing's long create " +
+			"phase is queueing, not work. The new appeal's first workflow task waits in the normal task queue because the Go SDK's two " +
+			"pollers poll the sticky queue while it reports a backlog, and at 50 in flight it always has one (about 40 workflow tasks waited " +
+			"there). The eligibility check, the API and PostgreSQL take tens of milliseconds of it. When the outside load was heaviest, " +
+			"20 of 1,000 filings got 503 at the API's 30 s limit on Temporal calls. With poller autoscaling (-benchsuite.pollers=auto) the " +
+			"backlog goes and the first task waits 0.3 s, but the CPU stays full and the wait moves into every task's run time."},
 	{title: "1,000 concurrent appeals vs 1,000 one-activity workflows, per workflow task (workflow tasks/s)", subject: "Appeals1000", unit: "workflow-tasks/s",
 		baseline: "OneActivity1000", spec: "report only", show: []string{"workflow-tasks", "updates", "activities", "first-wft-wait-ns", "wft-backlog"},
 		note: "Each side's rate times its workflow tasks per item, counted in the histories of 100 items (workflow-tasks, updates, activities " +
@@ -132,7 +135,8 @@ var pairs = []pair{
 	{title: "1,000 concurrent appeals vs 1,000 one-activity workflows, per history event (history events/s)", subject: "Appeals1000", unit: "history-events/s",
 		baseline: "OneActivity1000", spec: "report only", show: []string{"history-events", "go-cpu-ns"},
 		note: "Each side's rate times its history events per item (history-events), the work Temporal's history service persists. " +
-			"The two rates are close: the server turns out history events at about one rate whatever the workflow, and its CPU is the limit."},
+			"If both runs had the same share of the CPU, these two rates would show whether an appeal's events cost more than a " +
+			"one-activity workflow's. On a shared machine, read them beside go-cpu per item and go-cores in the first row."},
 	{title: "Document upload through the API vs bare minio-go PutObject, 10 MiB, TLS (MB/s)", subject: "Upload10MB/TLS-API", baseline: "Upload10MB/TLS-PutObject",
 		unit: "MB/s", dir: atLeast, target: 0.9, spec: "SPEC §9", show: uploadShow, profiles: []string{"BenchmarkUpload10MB"},
 		note: "25 rounds of one 10 MiB file through each of four sides after two warm-ups, the order reversed every round: the API and a bare " +
