@@ -4,7 +4,8 @@
 # internal/benchsuite on real servers (HTTP verify against the least correct
 # work, one SELECT, the TOTP check and one compare-and-set UPDATE, on the
 # same PostgreSQL and SQLite, with a no-op Gin handler reported beside; the
-# appeal path against a one-activity workflow; 1,000 concurrent appeals;
+# appeal path against a one-activity workflow; 1,000 concurrent appeals
+# against 1,000 one-activity workflows on the same kind of stack;
 # uploads against a bare PutObject over plain HTTP and over TLS). The
 # benchsuite profiles each measured phase; a missed target gets its CPU
 # profile in the report. About 8 minutes on 2 cores.
