@@ -113,18 +113,8 @@ var pairs = []pair{
 			"process, the SDK's default worker options as in production (two workflow and two activity task pollers). go-cpu is this " +
 			"process's CPU per item (API, Temporal server with its in-memory SQLite, worker, driver); go-cores and host-cores the cores this " +
 			"process and the whole machine (other work included) kept busy over the run, of 2. " +
-			"The two run one after the other, so the ratio moves with the machine's other load (0.10×, 0.22× and 0.11× in three runs on " +
-			"2026-12-03); the CPU per item holds better. " +
-			"Reading of those smoke runs, on a machine shared with other engineers' tests: the limit is CPU. About 57 % of the " +
-			"process's CPU went to the in-process Temporal server (20 points of it in its SQLite persistence), 14 % to gRPC between it and its " +
-			"clients, 12 % to garbage collection, 9–10 % to the SDK worker, and under 4 % to mfaflow's API and activities. An appeal writes " +
-			"ten times the history events of a one-activity workflow (110 against 11) and took 5–8 times its CPU. The filing's long create " +
-			"phase is queueing, not work. The new appeal's first workflow task waits in the normal task queue because the Go SDK's two " +
-			"pollers poll the sticky queue while it reports a backlog, and at 50 in flight it always has one (about 40 workflow tasks waited " +
-			"there). The eligibility check, the API and PostgreSQL take tens of milliseconds of it. In two of the three runs 20 and 22 of " +
-			"the 1,000 filings got 503 after 30.0 s, the API's limit on Temporal calls, still waiting there. With poller autoscaling (-benchsuite.pollers=auto) the " +
-			"backlog goes and the first task waits 0.3 s. The rate stays the same (5.1 appeals/s, against 5.2 beside it without) because " +
-			"the CPU is still full. The wait moves into every task's run time, and in that run 11 status reads got the 503 instead."},
+			"The two run one after the other, so the ratio moves with any other load on the machine; the CPU per item holds better. " +
+			"The reading of the figures (what limits the rate, from the profile) is in the hand-written analysis below the tables."},
 	{title: "1,000 concurrent appeals vs 1,000 one-activity workflows, per workflow task (workflow tasks/s)", subject: "Appeals1000", unit: "workflow-tasks/s",
 		baseline: "OneActivity1000", spec: "report only", show: []string{"workflow-tasks", "updates", "activities", "first-wft-wait-ns", "wft-backlog"},
 		note: "Each side's rate times its workflow tasks per item, counted in the histories of 100 items (workflow-tasks, updates, activities " +
