@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"strconv"
 	"time"
 
@@ -150,23 +151,71 @@ func (s *Service) grantTTL() time.Duration {
 	return s.GrantTTL
 }
 
-// checkCode runs one code check in two store calls: BeginCheck reads the
-// account's protection and devices and spends one attempt of its failure
-// budget; the code is evaluated against every device (mfa.MatchAny); and
-// FinishCheck consumes the matched step, records the use, clears the
-// budget and, in the same transaction, writes what success fills in (the
-// audit entry, a grant). Refusals are audited here, replays also
-// notified. It returns the device that matched; ErrProtectionOff when
-// r.Purpose is not protected and ErrNoDevice, both without spending; and
-// the mfa and store errors.
+// checkCode runs one code check in one store call (store.CheckStore's
+// Check): the store reads the account's protection and devices and spends
+// one attempt of its failure budget; then, inside the store's call, the
+// code is evaluated against every device (mfa.MatchAny) and the matched
+// step consumed, recording the use, clearing the budget and writing what
+// success fills in (the audit entry, a grant) in the same transaction.
+// Refusals are audited here, replays also notified, once the store has
+// answered: nothing about the code is known before its attempt is counted.
+// It returns the device that matched; ErrProtectionOff when r.Purpose is
+// not protected and ErrNoDevice, both without spending; and the mfa and
+// store errors.
 func (s *Service) checkCode(ctx context.Context, c Caller, r store.CheckRequest, code, action string,
 	success func(deviceID string, f *store.CheckFinish) error) (string, error) {
 	now := s.now()
 	r.Now, r.Policy = now, s.Policy.LockFor
-	start, err := s.Store.BeginCheck(ctx, r)
+	accountID := r.AccountID
+	var (
+		reseal      []store.Device // devices whose secrets are sealed with an old key
+		matchFailed bool           // the code itself was refused
+	)
+	out, err := s.Store.Check(ctx, r, func(start store.CheckStart) ([]store.CheckFinish, error) {
+		reseal, matchFailed = reseal[:0], false
+		cands := make([]mfa.Candidate, 0, len(start.Devices))
+		for _, d := range start.Devices {
+			secret, err := s.Keys.Open(d.Secret, mfa.AAD(string(store.SealedDevices), d.ID))
+			if err != nil {
+				return nil, fmt.Errorf("console: device %s: %w", d.ID, err)
+			}
+			if s.Keys.NeedsReseal(d.Secret) {
+				reseal = append(reseal, d)
+			}
+			p, err := params(d)
+			if err != nil {
+				return nil, err
+			}
+			cands = append(cands, mfa.Candidate{DeviceID: d.ID, Secret: secret, Opts: mfa.VerifyOpts{Params: p, Drift: d.Drift}})
+		}
+		matched, err := mfa.MatchAny(cands, code, now)
+		if err != nil {
+			matchFailed = true
+			return nil, err
+		}
+		fs := make([]store.CheckFinish, 0, len(matched))
+		for _, m := range matched {
+			deviceID := start.Devices[m.Index].ID
+			f := store.CheckFinish{AccountID: accountID, DeviceID: deviceID, Step: m.Step, At: now}
+			if success != nil {
+				if err := success(deviceID, &f); err != nil {
+					return nil, err
+				}
+				// Every finish is built before any is tried: each keeps
+				// its own details (a callback may reuse one map).
+				f.Audit.Details = maps.Clone(f.Audit.Details)
+			}
+			fs = append(fs, f)
+		}
+		return fs, nil
+	})
 	if err != nil {
+		if len(out.Finishes) > 0 {
+			return "", fmt.Errorf("console: consume step: %w", err)
+		}
 		return "", err
 	}
+	start := out.Start
 	switch {
 	case !r.Protected(start.Protection):
 		return "", ErrProtectionOff
@@ -175,53 +224,42 @@ func (s *Service) checkCode(ctx context.Context, c Caller, r store.CheckRequest,
 	case !start.Spent:
 		return "", errors.New("console: the store did not spend the attempt")
 	}
-	accountID := r.AccountID
 	if err := s.verifier().Admit(ctx, accountID, start.Budget, start.Allowed, now); err != nil {
 		s.audit(ctx, c, accountID, action, "locked", "", nil)
 		return "", err
 	}
-	cands := make([]mfa.Candidate, 0, len(start.Devices))
-	for _, d := range start.Devices {
-		secret, err := inventory.OpenSecret(ctx, s.Store, s.Keys, store.SealedDevices, d.ID, d.Secret)
-		if err != nil {
-			return "", fmt.Errorf("console: device %s: %w", d.ID, err)
+	s.resealDevices(ctx, reseal)
+	if err := out.EvalErr; err != nil {
+		if matchFailed {
+			s.audit(ctx, c, accountID, action, "invalid", "", nil)
 		}
-		p, err := params(d)
-		if err != nil {
-			return "", err
-		}
-		cands = append(cands, mfa.Candidate{DeviceID: d.ID, Secret: secret, Opts: mfa.VerifyOpts{Params: p, Drift: d.Drift}})
-	}
-	matched, err := mfa.MatchAny(cands, code, now)
-	if err != nil {
-		s.audit(ctx, c, accountID, action, "invalid", "", nil)
 		return "", err
 	}
-	for _, m := range matched {
-		dev := start.Devices[m.Index]
-		deviceID := dev.ID
-		f := store.CheckFinish{AccountID: accountID, DeviceID: deviceID, Step: m.Step, At: now}
-		if success != nil {
-			if err := success(deviceID, &f); err != nil {
-				return "", err
+	if out.Consumed >= 0 {
+		deviceID := out.Finishes[out.Consumed].DeviceID
+		// Whoever still has the device is its owner: an appeal to unbind
+		// it that is cooling down cancels itself.
+		if start.OpenAppeal {
+			for _, d := range start.Devices {
+				if d.ID == deviceID {
+					s.factorUsed(ctx, accountID, FactorUse{Kind: FactorDevice, ID: deviceID, ActiveSince: d.BoundAt})
+				}
 			}
 		}
-		ok, err := s.Store.FinishCheck(ctx, f)
-		if err != nil {
-			return "", fmt.Errorf("console: consume step: %w", err)
-		}
-		if ok {
-			// Whoever still has the device is its owner: an appeal to
-			// unbind it that is cooling down cancels itself.
-			if start.OpenAppeal {
-				s.factorUsed(ctx, accountID, FactorUse{Kind: FactorDevice, ID: deviceID, ActiveSince: dev.BoundAt})
-			}
-			return deviceID, nil
-		}
+		return deviceID, nil
 	}
 	s.audit(ctx, c, accountID, action, "replayed", "", nil)
 	s.notifyOwner(ctx, accountID, "code_reused", "code_reused", nil)
 	return "", mfa.ErrReplayed
+}
+
+// resealDevices seals again, with the ring's current key, the secrets of
+// devices a check found sealed with an older one (as inventory.OpenSecret
+// does on other paths). A failure is retried on the next use.
+func (s *Service) resealDevices(ctx context.Context, devs []store.Device) {
+	for _, d := range devs {
+		_, _ = inventory.OpenSecret(ctx, s.Store, s.Keys, store.SealedDevices, d.ID, d.Secret)
+	}
 }
 
 func (s *Service) activeDevices(ctx context.Context, accountID string, types ...store.DeviceType) ([]store.Device, error) {

@@ -299,3 +299,88 @@ func TestNoticesInTheAccountsLanguage(t *testing.T) {
 		}
 	})
 }
+
+// TestStepUpCodeOnTwoDevices: a code that two devices answer (the same
+// secret bound twice) passes step-up on the first fresh one; each use's
+// audit entry names its own device.
+func TestStepUpCodeOnTwoDevices(t *testing.T) {
+	forEachStore(t, func(t *testing.T, fx *fixture) {
+		ctx := context.Background()
+		c := console.Caller{Actor: "console"}
+		fx.account(t, "a2", store.LoginMFA)
+		d1, secret := fx.device(t, "a2", store.Virtual, "")
+		id2 := "dev-a2-second"
+		sealed, err := fx.keys.Seal(secret, mfa.AAD(string(store.SealedDevices), id2))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := fx.st.CreateDevice(ctx, store.Device{ID: id2, AccountID: "a2", Type: store.Virtual, Secret: sealed,
+			Algorithm: "SHA1", Digits: 6, PeriodSeconds: 30, Status: store.DeviceActive}); err != nil {
+			t.Fatal(err)
+		}
+		code := mfa.TOTP(secret, fx.now, mfa.Params{})
+		var got []string
+		for range 2 {
+			up, err := fx.svc.StepUp(ctx, c, "a2", console.Proof{Code: code}, "device.remove")
+			if err != nil {
+				t.Fatalf("step-up %d: %v", len(got)+1, err)
+			}
+			got = append(got, up.DeviceID)
+		}
+		if got[0] != d1.ID || got[1] != id2 {
+			t.Fatalf("step-ups used %v, want %s then %s", got, d1.ID, id2)
+		}
+		if _, err := fx.svc.StepUp(ctx, c, "a2", console.Proof{Code: code}, "device.remove"); !errors.Is(err, mfa.ErrReplayed) {
+			t.Fatalf("third use of the code: %v, want a replay", err)
+		}
+		entries, err := fx.st.ListAudit(ctx, store.AuditFilter{AccountID: "a2"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ok := 0
+		for _, e := range entries {
+			if e.Action == "mfa.step_up" && e.Outcome == "ok" {
+				ok++
+				if e.Details["device_id"] != e.Subject {
+					t.Errorf("step-up audit of %s says device_id %q", e.Subject, e.Details["device_id"])
+				}
+			}
+		}
+		if ok != 2 {
+			t.Errorf("%d step-up audit entries, want 2", ok)
+		}
+	})
+}
+
+// TestCheckResealsOldSecrets: a device sealed with a key that is no longer
+// current verifies, and its secret is sealed again with the current key.
+func TestCheckResealsOldSecrets(t *testing.T) {
+	forEachStore(t, func(t *testing.T, fx *fixture) {
+		ctx := context.Background()
+		fx.account(t, "a3", store.LoginMFA)
+		if _, err := fx.st.SetProtection(ctx, "a3", store.Protection{Login: true}); err != nil {
+			t.Fatal(err)
+		}
+		d, secret := fx.device(t, "a3", store.Virtual, "")
+		old := fx.keys.CurrentID()
+		newer, err := mfa.GenerateKeyring()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ring, err := mfa.ParseKeyring(strings.Join([]string{newer.Encode(), fx.keys.Encode()}, ","))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fx.svc.Keys = ring
+		if _, err := fx.svc.Verify(ctx, console.Caller{Actor: "console"}, "a3", mfa.TOTP(secret, fx.now, mfa.Params{}), console.PurposeLogin, console.Operation{}); err != nil {
+			t.Fatalf("verify with a secret sealed by the older key: %v", err)
+		}
+		got, err := fx.st.GetDevice(ctx, d.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Secret.KeyID == old || got.Secret.KeyID != ring.CurrentID() {
+			t.Fatalf("secret sealed with %q after the check, want the current key %q", got.Secret.KeyID, ring.CurrentID())
+		}
+	})
+}

@@ -242,7 +242,7 @@ type Candidate struct {
 // CheckAny makes three or four store calls. A store that can read, spend
 // and consume in fewer calls composes the same check from its pieces:
 // spend, then Admit, then MatchAny, then consume (the console's code checks
-// do so through the app store's BeginCheck and FinishCheck).
+// do so through the app store's Check).
 func (v *Verifier) CheckAny(ctx context.Context, accountID string, cands []Candidate, code string) (deviceID string, step int64, err error) {
 	if len(cands) == 0 {
 		return "", 0, ErrNotFound

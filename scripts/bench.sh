@@ -4,7 +4,8 @@
 # internal/benchsuite on real servers (HTTP verify against the least correct
 # work, one SELECT, the TOTP check and one compare-and-set UPDATE, on the
 # same PostgreSQL and SQLite, with a no-op Gin handler reported beside; the
-# appeal path against a one-activity workflow; 1,000 concurrent appeals;
+# appeal path against a one-activity workflow; 1,000 concurrent appeals
+# against 1,000 one-activity workflows on the same kind of stack;
 # uploads against a bare PutObject over plain HTTP and over TLS; verify at
 # 1,000,000 accounts against 10,000, with the plans of its statements; the
 # review queue with 30,000 closed appeals). The benchsuite profiles each

@@ -358,6 +358,62 @@ type CheckStore interface {
 	// returns ErrNotFound for a device that is not the account's, and
 	// ErrConflict when the grant ID exists.
 	FinishCheck(ctx context.Context, f CheckFinish) (bool, error)
+	// Check runs a whole code check: BeginCheck's reads and spend; then,
+	// only when the attempt was spent and allowed, eval with the start;
+	// then FinishCheck of each finish eval returns, in order, until one
+	// consumes its step. The attempt is counted before eval runs, and the
+	// outcome is returned only once the spend is durable: when the store
+	// cannot make it so, Check returns an error and no outcome, whatever
+	// eval said. eval must not call the store and may be called again when
+	// the store retries the check (the last call's finishes are the ones
+	// applied). eval's error is returned in the outcome (the spend stays).
+	// sqlitestore runs the whole check as one transaction, shared by the
+	// concurrent checks of a batch (group commit); pgstore runs the two
+	// halves as BeginCheck and FinishCheck do.
+	Check(ctx context.Context, r CheckRequest, eval CheckEval) (CheckOutcome, error)
+}
+
+// CheckEval evaluates a code once its attempt is counted (CheckStore.Check)
+// and returns the finishes to try, in order.
+type CheckEval func(start CheckStart) ([]CheckFinish, error)
+
+// CheckOutcome is the answer of CheckStore.Check.
+type CheckOutcome struct {
+	Start     CheckStart
+	Evaluated bool          // eval ran: the attempt was spent and allowed
+	EvalErr   error         // eval's error; no finish was tried
+	Finishes  []CheckFinish // what eval returned
+	Consumed  int           // index in Finishes of the finish whose step was consumed; -1: none
+}
+
+// RunCheck is CheckStore.Check made of BeginCheck and FinishCheck calls,
+// for stores that keep the two halves apart.
+func RunCheck(ctx context.Context, begin func(context.Context, CheckRequest) (CheckStart, error),
+	finish func(context.Context, CheckFinish) (bool, error), r CheckRequest, eval CheckEval) (CheckOutcome, error) {
+	out := CheckOutcome{Consumed: -1}
+	st, err := begin(ctx, r)
+	if err != nil {
+		return out, err
+	}
+	out.Start = st
+	if !st.Spent || !st.Allowed {
+		return out, nil
+	}
+	out.Evaluated = true
+	if out.Finishes, out.EvalErr = eval(st); out.EvalErr != nil {
+		return out, nil
+	}
+	for i, f := range out.Finishes {
+		ok, err := finish(ctx, f)
+		if err != nil {
+			return out, err
+		}
+		if ok {
+			out.Consumed = i
+			break
+		}
+	}
+	return out, nil
 }
 
 // CheckPurpose is the protection a code check needs to be on.

@@ -718,6 +718,11 @@ func appealJourney(t *testing.T, b *browser, s *appealStack, l i18n.Lang, j jour
 	b.click("decide")
 	b.waitText("action-result", strings.SplitN(tr("page.case.approved", "status", ""), "“", 2)[0])
 	b.checkPage(l, "07-approved")
+	// Forgetting the token takes the case, its PII and documents, off the page.
+	b.click("auth-forget")
+	b.waitJS("the case leaves the page", `document.getElementById("case").hidden && document.getElementById("actions").hidden
+		&& document.getElementById("applicant").childElementCount === 0 && document.getElementById("documents").childElementCount === 0`, 10*time.Second)
+	b.waitText("status", tr("page.case.sign_in"))
 
 	// (c) The applicant's status page shows the device unbound.
 	b.do("open the status page", chromedp.Navigate(s.url+"/appeal/status?id="+id), chromedp.WaitVisible(chromedp.ID("appeal-card")))

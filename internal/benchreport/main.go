@@ -140,6 +140,30 @@ var pairs = []pair{
 		profiles: []string{"BenchmarkAppeals1000"},
 		note: "Each applicant files, uploads a 16 kB photo, submits and polls its view every 500 ms; an automated reviewer polls the review queue " +
 			"every 100 ms and claims and approves what it finds (eight at once). ns/op is the total wall time."},
+	{title: "1,000 concurrent appeals vs 1,000 one-activity workflows (per second)", subject: "Appeals1000", unit: "appeals/s",
+		baseline: "OneActivity1000", baseUnit: "workflows/s",
+		spec: "report only: SPEC §9 sets no rate; an appeal writes about ten times a one-activity workflow's history (the rows below)",
+		show: []string{"p50-ns", "p99-ns", "go-cpu-ns", "go-cores", "host-cores"},
+		note: "Baseline: BenchmarkOneActivity1000, as many OneActivity workflows (one no-op activity), 50 at once, each started and awaited " +
+			"(ExecuteWorkflow, Get) through the API's Temporal client, on a stack of its own built like the appeals' one: temporaltest in " +
+			"process, the SDK's default worker options as in production (two workflow and two activity task pollers). go-cpu is this " +
+			"process's CPU per item (API, Temporal server with its in-memory SQLite, worker, driver); go-cores and host-cores the cores this " +
+			"process and the whole machine (other work included) kept busy over the run, of 2. " +
+			"The two run one after the other, so the ratio moves with any other load on the machine; the CPU per item holds better. " +
+			"The reading of the figures (what limits the rate, from the profile) is in the hand-written analysis below the tables."},
+	{title: "1,000 concurrent appeals vs 1,000 one-activity workflows, per workflow task (workflow tasks/s)", subject: "Appeals1000", unit: "workflow-tasks/s",
+		baseline: "OneActivity1000", spec: "report only", show: []string{"workflow-tasks", "updates", "activities", "first-wft-wait-ns", "wft-backlog"},
+		note: "Each side's rate times its workflow tasks per item, counted in the histories of 100 items (workflow-tasks, updates, activities " +
+			"per item). An appeal is five updates (create with the eligibility check, upload, submit, claim, decision) and 16 activities: " +
+			"the eligibility check, the unbind, and 14 background effects (the status mirror 5, audit entries 5, notices 3, the session " +
+			"revocation). Its applicant also polls its status every 500 ms after submitting (status-queries per appeal in the raw output), " +
+			"and the worker answers each of these queries from the sticky queue. first-wft-wait is the mean wait of each workflow's first " +
+			"workflow task in the normal task queue; wft-backlog the mean number of workflow tasks waiting there, sampled every 500 ms."},
+	{title: "1,000 concurrent appeals vs 1,000 one-activity workflows, per history event (history events/s)", subject: "Appeals1000", unit: "history-events/s",
+		baseline: "OneActivity1000", spec: "report only", show: []string{"history-events", "go-cpu-ns"},
+		note: "Each side's rate times its history events per item (history-events), the work Temporal's history service persists. " +
+			"If both runs had the same share of the CPU, these two rates would show whether an appeal's events cost more than a " +
+			"one-activity workflow's. On a shared machine, read them beside go-cpu per item and go-cores in the first row."},
 	{title: "Document upload through the API vs bare minio-go PutObject, 10 MiB, TLS (MB/s)", subject: "Upload10MB/TLS-API", baseline: "Upload10MB/TLS-PutObject",
 		unit: "MB/s", dir: atLeast, target: 0.9, spec: "SPEC §9", show: uploadShow, profiles: []string{"BenchmarkUpload10MB"},
 		note: "25 rounds of one 10 MiB file through each of four sides after two warm-ups, the order reversed every round: the API and a bare " +

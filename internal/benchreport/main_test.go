@@ -102,6 +102,30 @@ func TestReportRows(t *testing.T) {
 	}
 }
 
+const appealThroughputSample = `BenchmarkAppeals1000-2       	       1	174829407203 ns/op	         5.720 appeals/s	      1000 completed	         0 failures	 129848409 go-cpu-ns	       109.9 history-events	       628.7 history-events/s	         9.640 workflow-tasks	        55.14 workflow-tasks/s
+BenchmarkOneActivity1000-2   	       1	17868529659 ns/op	      1000 completed	         0 failures	  17164092 go-cpu-ns	        11.00 history-events	       615.6 history-events/s	         2.000 workflow-tasks	       111.9 workflow-tasks/s	        55.96 workflows/s
+`
+
+// TestAppealThroughputRows: the appeals' rate is set against the
+// one-activity workflows' in their own units, and per workflow task and
+// history event.
+func TestAppealThroughputRows(t *testing.T) {
+	res, raw, err := parse(strings.NewReader(appealThroughputSample))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := render(res, raw, "")
+	for _, want := range []string{
+		"| 1,000 concurrent appeals vs 1,000 one-activity workflows (per second) | 5.72 appeals/s (go-cpu 129.85 ms) | 55.96 workflows/s (go-cpu 17.16 ms) | 0.10× |",
+		"per workflow task (workflow tasks/s) | 55.14 workflow-tasks/s (9.64 workflow-tasks) | 111.9 workflow-tasks/s (2 workflow-tasks) | 0.49× | report only | report |",
+		"per history event (history events/s) | 628.7 history-events/s (109.9 history-events, go-cpu 129.85 ms) | 615.6 history-events/s (11 history-events, go-cpu 17.16 ms) | 1.02× |",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+}
+
 const planSample = `BenchmarkVerifyScale/Accounts1M-2   	       1	    300000 ns/op	      3333 req/s
 benchplan: begin Verify at 1,000,000 accounts — statement 1 of 2, check connections
 Sort  (rows=1 loops=1)

@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -50,6 +53,9 @@ type stack struct {
 	url      string
 	client   *http.Client
 	reviewer string // a reviewer's bearer token
+	// statusReads counts the applicant's status reads (status): each is a
+	// query of the appeal's workflow.
+	statusReads atomic.Int64
 }
 
 // newStack starts the whole product on PostgreSQL and the harness's plain
@@ -79,7 +85,7 @@ func newStackOn(tb testing.TB, m *harness.MinIO, opts ...temporaltest.TestServer
 		tb.Fatal(err)
 	}
 	acts.Blobs = blobs
-	ts.NewWorkerWithOptions(workflows.TaskQueue, func(r sdkworker.Registry) { worker.Register(r, acts) }, sdkworker.Options{})
+	ts.NewWorkerWithOptions(workflows.TaskQueue, func(r sdkworker.Registry) { worker.Register(r, acts) }, workerOptions())
 	tc := ts.GetDefaultClient()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 	srv := api.NewServer(api.Deps{
@@ -108,6 +114,30 @@ func newStackOn(tb testing.TB, m *harness.MinIO, opts ...temporaltest.TestServer
 	return &stack{tb: tb, st: st, keys: keys, ts: ts, tc: tc, minio: m, bucket: bucket, blobs: blobs, url: hs.URL,
 		client: &http.Client{Timeout: 2 * time.Minute, Transport: tr}, reviewer: rev}
 }
+
+// workerOptions are the options of the stack's workers: the SDK's
+// defaults, as production's worker.Options, unless -benchsuite.pollers
+// asks for N workflow and activity task pollers each, or for the SDK's
+// poller autoscaling ("auto"). It is an experiment's knob: how much of
+// the appeals' throughput the two pollers of each kind hold back.
+func workerOptions() sdkworker.Options {
+	switch p := *flagPollers; p {
+	case "":
+		return sdkworker.Options{}
+	case "auto":
+		auto := sdkworker.NewPollerBehaviorAutoscaling(sdkworker.PollerBehaviorAutoscalingOptions{})
+		return sdkworker.Options{WorkflowTaskPollerBehavior: auto, ActivityTaskPollerBehavior: auto}
+	default:
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 2 {
+			panic("benchsuite: -benchsuite.pollers takes a number from 2 up, or auto")
+		}
+		return sdkworker.Options{MaxConcurrentWorkflowTaskPollers: n, MaxConcurrentActivityTaskPollers: n}
+	}
+}
+
+var flagPollers = flag.String("benchsuite.pollers", "",
+	"workflow and activity task pollers of each worker of the stacks: a number from 2 up, or auto (poller autoscaling); empty: the SDK's default, 2, as in production")
 
 // seedAppellant stores account i with an active device: eligible for a
 // personal appeal.
@@ -213,6 +243,7 @@ func (s *stack) approve(ctx context.Context, id string) error {
 
 // status reads the appeal's status as its applicant sees it.
 func (s *stack) status(ctx context.Context, id, token string) (string, error) {
+	s.statusReads.Add(1)
 	out, err := s.callJSON(ctx, http.MethodGet, "/v1/appeals/"+id, token, nil)
 	if err != nil {
 		return "", err

@@ -32,11 +32,13 @@ const migrationLock int64 = 0x6d6661666c6f77
 
 // DB is a PostgreSQL app store. It is safe for concurrent use.
 type DB struct {
-	pool   *pgxpool.Pool
-	hot    *pgxpool.Pool // the code checks' connections (checkPool)
-	prune  dbutil.Pruner // when Hit prunes old rate-limit windows
-	begin  *dbutil.Batcher[beginReq, beginResult]
-	finish *dbutil.Batcher[store.CheckFinish, finishResult]
+	pool           *pgxpool.Pool
+	hot            *pgxpool.Pool // the code checks' connections (checkPool)
+	prune          dbutil.Pruner // when Hit prunes old rate-limit windows
+	challengePrune dbutil.Pruner // when CreateWebAuthnChallenge prunes expired challenges
+	begin          *dbutil.Batcher[beginReq, beginResult]
+	finish         *dbutil.Batcher[store.CheckFinish, finishResult]
+	checks         *dbutil.Batcher[checkCall, checkResult]
 }
 
 var (
@@ -81,6 +83,7 @@ func Open(ctx context.Context, databaseURL string) (*DB, error) {
 func (db *DB) Close() error {
 	db.begin.Close()
 	db.finish.Close()
+	db.checks.Close()
 	db.hot.Close()
 	db.pool.Close()
 	return nil

@@ -29,10 +29,14 @@ var migrations embed.FS
 
 // DB is a SQLite app store. It is safe for concurrent use.
 type DB struct {
-	w     *sql.DB       // the one writer connection
-	r     *sql.DB       // read-only connections
-	prune dbutil.Pruner // when Hit prunes old rate-limit windows
-	stmts stmtCache     // the writer's prepared statements of the hot path
+	w              *sql.DB       // the one writer connection
+	r              *sql.DB       // read-only connections
+	prune          dbutil.Pruner // when Hit prunes old rate-limit windows
+	challengePrune dbutil.Pruner // when CreateWebAuthnChallenge prunes expired challenges
+	stmts          stmtCache     // the writer's prepared statements of the hot path
+	// checks groups concurrent Check calls into one transaction each
+	// batch; one worker, as there is one writer.
+	checks *dbutil.Batcher[checkCall, checkResult]
 }
 
 var (
@@ -80,6 +84,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	r.SetMaxOpenConns(4)
 	r.SetMaxIdleConns(4)
 	db := &DB{w: w, r: r}
+	db.checks = &dbutil.Batcher[checkCall, checkResult]{Run: db.checkBatch, Workers: 1}
 	// Fails on a database that has not migrated yet; Migrate prepares them.
 	_ = db.stmts.prepare(ctx, w)
 	return db, nil
@@ -87,6 +92,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 
 // Close closes the connections.
 func (db *DB) Close() error {
+	db.checks.Close()
 	return errors.Join(db.stmts.close(), db.r.Close(), db.w.Close())
 }
 

@@ -103,7 +103,8 @@ func scanWebAuthnChallenge(row scanner) (store.WebAuthnChallenge, error) {
 	return c, nil
 }
 
-// CreateWebAuthnChallenge stores c, created now, and returns it.
+// CreateWebAuthnChallenge stores c (now and then deleting challenges
+// expired for longer than dbutil.ChallengePruneGrace), created now, and returns it.
 func (db *DB) CreateWebAuthnChallenge(ctx context.Context, c store.WebAuthnChallenge) (store.WebAuthnChallenge, error) {
 	if c.ID == "" {
 		c.ID = dbutil.NewID("wac")
@@ -113,6 +114,10 @@ func (db *DB) CreateWebAuthnChallenge(ctx context.Context, c store.WebAuthnChall
 		c.ID, c.AccountID, c.Purpose, c.Action, c.Resource, dbutil.Bytes(c.Session), micros(dbutil.Now()), micros(dbutil.Time(c.ExpiresAt))))
 	if err != nil {
 		return store.WebAuthnChallenge{}, fmt.Errorf("sqlitestore: create webauthn challenge: %w", err)
+	}
+	if db.challengePrune.Due() {
+		// Housekeeping: a failure is retried at a later creation.
+		_, _ = db.w.ExecContext(ctx, "DELETE FROM webauthn_challenges WHERE expires_at < ?", micros(dbutil.Now().Add(-dbutil.ChallengePruneGrace)))
 	}
 	return out, nil
 }

@@ -50,6 +50,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"SpendAttemptRace", testSpendAttemptRace},
 		{"Check", testCheck},
 		{"CheckRace", testCheckRace},
+		{"WholeCheck", testWholeCheck},
+		{"WholeCheckRace", testWholeCheckRace},
 		{"Grants", testGrants},
 		{"ConsumeGrantRace", testConsumeGrantRace},
 		{"GrantCleanup", testGrantCleanup},
@@ -65,6 +67,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"RecoveryCodes", testRecoveryCodes},
 		{"RecoveryCodeRace", testRecoveryCodeRace},
 		{"WebAuthn", testWebAuthn},
+		{"ChallengePrune", testChallengePrune},
 		{"UnbindAccount", testUnbindAccount},
 		{"Sessions", testSessions},
 	}

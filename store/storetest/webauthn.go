@@ -147,3 +147,28 @@ func testWebAuthn(t *testing.T, s store.Store) {
 		}
 	})
 }
+
+// testChallengePrune: creating challenges now and then deletes the ones
+// expired for longer than the grace, and keeps the others (a late answer
+// within the grace is still told "expired").
+func testChallengePrune(t *testing.T, s store.Store) {
+	c := ctx(t)
+	now := time.Now()
+	create := func(expires time.Time) string {
+		t.Helper()
+		ch, err := s.CreateWebAuthnChallenge(c, store.WebAuthnChallenge{AccountID: "acc-prune", Purpose: "login", Session: []byte("{}"), ExpiresAt: expires})
+		must(t, err)
+		return ch.ID
+	}
+	// The first creation prunes, then one in every 256: create enough that
+	// a prune runs after the old challenges exist.
+	stale := create(now.Add(-3 * time.Hour))
+	recent := create(now.Add(-10 * time.Minute))
+	for range 300 {
+		create(now.Add(5 * time.Minute))
+	}
+	_, err := s.UseWebAuthnChallenge(c, stale, "acc-prune", now)
+	wantErr(t, err, store.ErrNotFound)
+	_, err = s.UseWebAuthnChallenge(c, recent, "acc-prune", now)
+	wantErr(t, err, store.ErrChallengeExpired)
+}

@@ -369,9 +369,8 @@ window.mfaflow = (function () {
     forget.addEventListener("click", function () {
       store(key, null);
       render();
-      if (current()) {
-        onReady(current());
-      }
+      // With no token left the page clears what the forgotten one showed.
+      onReady(current());
     });
     render();
 

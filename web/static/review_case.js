@@ -123,6 +123,17 @@
     }
   }
 
+  // clear removes the case from the page.
+  function clear() {
+    current = null;
+    for (const sec of ["case", "actions", "history"]) {
+      $(sec).hidden = true;
+    }
+    for (const el of ["case-id", "case-status", "facts", "applicant", "links-expire", "documents", "timeline", "audit"]) {
+      $(el).replaceChildren();
+    }
+  }
+
   function render(c) {
     current = c;
     $("case").hidden = false;
@@ -161,6 +172,9 @@
       return;
     }
     if (!auth.signedIn()) {
+      // Signed out (a forgotten token): nothing the last reviewer saw
+      // stays on the page, the applicant's data and documents least of all.
+      clear();
       m.status(auth.ended() ? t("page.staff.expired") : t("page.case.sign_in"), auth.ended() ? "error" : undefined);
       return;
     }

@@ -238,6 +238,11 @@ func RateVerdict(count int64, limit int, end, now time.Time) (bool, time.Duratio
 	return true, 0
 }
 
+// ChallengePruneGrace is how long after its expiry a WebAuthn challenge is
+// kept (so a late answer is told "expired" rather than "unknown"); older
+// ones are deleted now and then by CreateWebAuthnChallenge.
+const ChallengePruneGrace = time.Hour
+
 // RateLimitPruneGrace is how long after its end a rate-limit window is
 // kept, so that replicas whose clocks lag still find their counts.
 const RateLimitPruneGrace = 5 * time.Minute
