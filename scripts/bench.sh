@@ -8,7 +8,7 @@
 # against 1,000 one-activity workflows on the same kind of stack;
 # uploads against a bare PutObject over plain HTTP and over TLS; verify at
 # 1,000,000 accounts against 10,000, with the plans of its statements; the
-# review queue with 30,000 closed appeals). The benchsuite profiles each
+# review queue with 100,000 closed appeals). The benchsuite profiles each
 # measured phase; a missed target gets its CPU profile in the report. About
 # 17 minutes on 2 cores (the closed appeals take 6 of them).
 set -uo pipefail

@@ -158,7 +158,7 @@ func TestPlanBlocks(t *testing.T) {
 }
 
 const scaleSample = `BenchmarkReviewQueue/FirstPage/Closed1k-2        	       1	  18278086 ns/op	      1000 closed	       200.0 items	  18278086 p50-ns	  45137918 p99-ns	        80.73 seeded/s
-BenchmarkReviewQueue/FirstPage/Closed30k-2       	       1	  15991333 ns/op	     30000 closed	       200.0 items	  15991333 p50-ns	 181086098 p99-ns	       151.5 seeded/s
+BenchmarkReviewQueue/FirstPage/Closed100k-2       	       1	  15991333 ns/op	    100000 closed	       200.0 items	  15991333 p50-ns	 181086098 p99-ns	       151.5 seeded/s
 BenchmarkVerifyScale/Accounts10k-2               	       1	    241616 ns/op	         0 errors	    160463 go-cpu-ns	    456654 host-cpu-ns	   3197191 p50-ns	  15426941 p99-ns	    130956 pg-cpu-ns	      4139 req/s	     20694 requests	         4.601 seed-s
 BenchmarkVerifyScale/Accounts1M-2                	       1	    295247 ns/op	         0 errors	    174549 go-cpu-ns	    571597 host-cpu-ns	   4081181 p50-ns	  16147025 p99-ns	    168291 pg-cpu-ns	      3387 req/s	     16935 requests	        30.92 seed-s
 `
@@ -175,8 +175,8 @@ func TestScaleRows(t *testing.T) {
 		"| 3387 req/s (30.92 seed-s, p50 4.08 ms, p99 16.15 ms, go-cpu 174.55 µs, pg-cpu 168.29 µs, host-cpu 571.60 µs) | 4139 req/s (4.601 seed-s,",
 		"| 0.82× | ≥ 0.8× (issue 15: flat in the number of accounts; see the note) | met |",
 		"| PostgreSQL CPU per verification, 1,000,000 accounts vs 10,000 | 168.29 µs | 130.96 µs | 1.29× | report only | report |",
-		"| Review queue, first page (200 appeals), 30,000 closed appeals vs 1,000 | 15.99 ms (p99 181.09 ms, 200 items) | 18.28 ms (p99 45.14 ms, 200 items) | 0.87× | ≤ 1.5×",
-		"| Review queue, ?status=pending_review (3 appeals), 30,000 closed appeals vs none | — | — | not measured |",
+		"| Review queue, first page (200 appeals), 100,000 closed appeals vs 1,000 | 15.99 ms (p99 181.09 ms, 200 items) | 18.28 ms (p99 45.14 ms, 200 items) | 0.87× | ≤ 1.5×",
+		"| Review queue, ?status=pending_review (3 appeals), 100,000 closed appeals vs none | — | — | not measured |",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q", want)
