@@ -182,9 +182,9 @@ func (db *DB) newBatchers() {
 	// meanwhile gather into the next, larger batch. Two workers split the
 	// batches and cost PostgreSQL a quarter more CPU per check for no more
 	// throughput (BenchmarkHTTPVerify, 2026-12-03).
-	db.checks = &dbutil.Batcher[checkCall, checkResult]{
+	db.checks = &dbutil.Batcher[dbutil.CheckCall, dbutil.CheckResult]{
 		Run:     db.checkBatch,
-		Key:     func(c checkCall) string { return c.r.AccountID },
+		Key:     func(c dbutil.CheckCall) string { return c.Req.AccountID },
 		Workers: 1,
 	}
 }
@@ -417,19 +417,6 @@ func retryDeadlock(fn func() error) error {
 	return err
 }
 
-// checkCall is one Check waiting for its batch.
-type checkCall struct {
-	r      store.CheckRequest
-	lockAt int
-	eval   store.CheckEval
-}
-
-// checkResult is one Check's answer from its batch, or its own error.
-type checkResult struct {
-	out store.CheckOutcome
-	err error
-}
-
 // Check runs a whole code check (store.CheckStore): the checks that gather
 // while a batch runs share the next one, which runs the begin statement
 // for all of them (reads and spends), evaluates each, and runs the finish
@@ -438,52 +425,43 @@ type checkResult struct {
 // with BeginCheck and FinishCheck: each spend is committed before its code
 // is evaluated.)
 func (db *DB) Check(ctx context.Context, r store.CheckRequest, eval store.CheckEval) (store.CheckOutcome, error) {
-	fail := func(err error) (store.CheckOutcome, error) {
-		return store.CheckOutcome{Consumed: -1}, fmt.Errorf("pgstore: check: %w", classify(err))
-	}
-	if r.Policy == nil {
-		return fail(errors.New("no lock policy"))
-	}
-	res, err := db.checks.Do(ctx, checkCall{r: r, lockAt: dbutil.FirstLock(r.Policy, r.Now), eval: eval})
-	if err == nil {
-		err = res.err
-	}
+	out, err := dbutil.DoCheck(ctx, db.checks, r, eval)
 	if err != nil {
-		return fail(err)
+		return out, fmt.Errorf("pgstore: check: %w", classify(err))
 	}
-	return res.out, nil
+	return out, nil
 }
 
 // checkBatch is the checks batcher's run. It fails as a whole only when
 // the begin statement fails (which changed nothing, so the batcher may run
 // the checks again); after that every check gets its own answer, and a
 // finish statement that fails is run again check by check.
-func (db *DB) checkBatch(ctx context.Context, calls []checkCall) ([]checkResult, error) {
+func (db *DB) checkBatch(ctx context.Context, calls []dbutil.CheckCall) ([]dbutil.CheckResult, error) {
 	n := len(calls)
 	breqs := make([]beginReq, n)
 	for i, c := range calls {
-		breqs[i] = beginReq{CheckRequest: c.r, lockAt: c.lockAt}
+		breqs[i] = beginReq{CheckRequest: c.Req, lockAt: c.LockAt}
 	}
 	begun, err := db.beginBatch(ctx, breqs)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]checkResult, n)
+	out := make([]dbutil.CheckResult, n)
 	next := make([]int, n) // the next finish of each check to try
 	var pending []int      // checks with a finish to try
 	for i, c := range calls {
-		o := &out[i].out
+		o := &out[i].Out
 		o.Consumed = -1
 		b := begun[i]
 		if !b.found {
-			out[i].err = store.ErrNotFound
+			out[i].Err = store.ErrNotFound
 			continue
 		}
 		st := b.start
 		if b.ready && !b.spent {
 			// Locked, or this attempt earns a lock: the row-locked path.
-			if st.Budget, st.Allowed, err = db.SpendAttempt(ctx, c.r.AccountID, c.r.Now, c.r.Policy); err != nil {
-				out[i].err = err
+			if st.Budget, st.Allowed, err = db.SpendAttempt(ctx, c.Req.AccountID, c.Req.Now, c.Req.Policy); err != nil {
+				out[i].Err = err
 				continue
 			}
 			st.Spent = true
@@ -493,7 +471,7 @@ func (db *DB) checkBatch(ctx context.Context, calls []checkCall) ([]checkResult,
 			continue
 		}
 		o.Evaluated = true
-		if o.Finishes, o.EvalErr = c.eval(st); o.EvalErr == nil && len(o.Finishes) > 0 {
+		if o.Finishes, o.EvalErr = c.Eval(st); o.EvalErr == nil && len(o.Finishes) > 0 {
 			pending = append(pending, i)
 		}
 	}
@@ -501,9 +479,9 @@ func (db *DB) checkBatch(ctx context.Context, calls []checkCall) ([]checkResult,
 		fs := make([]store.CheckFinish, 0, len(pending))
 		valid := pending[:0]
 		for _, i := range pending {
-			f := out[i].out.Finishes[next[i]]
+			f := out[i].Out.Finishes[next[i]]
 			if f.Grant != nil && (f.Grant.ID == "" || f.Grant.ExpiresAt.IsZero()) {
-				out[i].err = errors.New("grant id and expiry are required")
+				out[i].Err = errors.New("grant id and expiry are required")
 				continue
 			}
 			fs, valid = append(fs, f), append(valid, i)
@@ -518,24 +496,24 @@ func (db *DB) checkBatch(ctx context.Context, calls []checkCall) ([]checkResult,
 			for j := range pending {
 				r, err := db.finishBatch(ctx, fs[j:j+1])
 				if err != nil {
-					out[pending[j]].err = err
+					out[pending[j]].Err = err
 					continue
 				}
 				res[j] = r[0]
 			}
 		} else if err != nil {
-			out[pending[0]].err = err
+			out[pending[0]].Err = err
 			break
 		}
 		more := pending[:0]
 		for j, i := range pending {
 			switch r := res[j]; {
-			case out[i].err != nil:
+			case out[i].Err != nil:
 			case !r.known:
-				out[i].err = store.ErrNotFound
+				out[i].Err = store.ErrNotFound
 			case r.consumed:
-				out[i].out.Consumed = next[i]
-			case next[i]+1 < len(out[i].out.Finishes):
+				out[i].Out.Consumed = next[i]
+			case next[i]+1 < len(out[i].Out.Finishes):
 				next[i]++
 				more = append(more, i)
 			}

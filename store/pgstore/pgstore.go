@@ -38,7 +38,7 @@ type DB struct {
 	challengePrune dbutil.Pruner // when CreateWebAuthnChallenge prunes expired challenges
 	begin          *dbutil.Batcher[beginReq, beginResult]
 	finish         *dbutil.Batcher[store.CheckFinish, finishResult]
-	checks         *dbutil.Batcher[checkCall, checkResult]
+	checks         *dbutil.Batcher[dbutil.CheckCall, dbutil.CheckResult]
 }
 
 var (

@@ -326,45 +326,24 @@ func (db *DB) finishTx(t *txStmts, f store.CheckFinish) (bool, error) {
 	return true, nil
 }
 
-// checkCall is one Check waiting for its batch.
-type checkCall struct {
-	r      store.CheckRequest
-	lockAt int
-	eval   store.CheckEval
-}
-
-// checkResult is one Check's answer from its batch: the outcome, or the
-// error of this check alone (an unknown account or device, written
-// nothing).
-type checkResult struct {
-	out store.CheckOutcome
-	err error
-}
-
 // Check runs a whole code check in one transaction, shared with the
 // checks that gathered while the last one ran (store.CheckStore). eval
 // runs inside the transaction, after the spend; the outcome is returned
 // after the commit. A batch that fails as a whole is rolled back and each
 // of its checks run again alone (dbutil.Batcher), eval included.
 func (db *DB) Check(ctx context.Context, r store.CheckRequest, eval store.CheckEval) (store.CheckOutcome, error) {
-	if r.Policy == nil {
-		return store.CheckOutcome{Consumed: -1}, errors.New("sqlitestore: check: no lock policy")
-	}
-	res, err := db.checks.Do(ctx, checkCall{r: r, lockAt: dbutil.FirstLock(r.Policy, r.Now), eval: eval})
-	if err == nil {
-		err = res.err
-	}
+	out, err := dbutil.DoCheck(ctx, db.checks, r, eval)
 	if err != nil {
-		return store.CheckOutcome{Consumed: -1}, fmt.Errorf("sqlitestore: check: %w", classify(err))
+		return out, fmt.Errorf("sqlitestore: check: %w", classify(err))
 	}
-	return res.out, nil
+	return out, nil
 }
 
 // checkBatch is the batcher's run: every check of the batch, in arrival
 // order, in one transaction. Two checks of one account run one after the
 // other in it, the second seeing the first's spend and step.
-func (db *DB) checkBatch(ctx context.Context, calls []checkCall) ([]checkResult, error) {
-	out := make([]checkResult, len(calls))
+func (db *DB) checkBatch(ctx context.Context, calls []dbutil.CheckCall) ([]dbutil.CheckResult, error) {
+	out := make([]dbutil.CheckResult, len(calls))
 	err := db.tx(ctx, func(tx *sql.Tx) error {
 		t := db.txStmts(ctx, tx)
 		clear(out)
@@ -373,13 +352,13 @@ func (db *DB) checkBatch(ctx context.Context, calls []checkCall) ([]checkResult,
 			if errors.Is(err, sql.ErrNoRows) {
 				// Unknown account or device: nothing of this check was
 				// written after its spend; the others go on.
-				out[i].err = store.ErrNotFound
+				out[i].Err = store.ErrNotFound
 				continue
 			}
 			if err != nil {
 				return err
 			}
-			out[i].out = o
+			out[i].Out = o
 		}
 		return nil
 	})
@@ -390,15 +369,15 @@ func (db *DB) checkBatch(ctx context.Context, calls []checkCall) ([]checkResult,
 }
 
 // checkTx is one whole check inside the batch's transaction.
-func (db *DB) checkTx(t *txStmts, c checkCall) (store.CheckOutcome, error) {
+func (db *DB) checkTx(t *txStmts, c dbutil.CheckCall) (store.CheckOutcome, error) {
 	return store.RunCheck(t.ctx,
 		func(_ context.Context, r store.CheckRequest) (store.CheckStart, error) {
-			return db.beginTx(t, r, c.lockAt)
+			return db.beginTx(t, r, c.LockAt)
 		},
 		func(_ context.Context, f store.CheckFinish) (bool, error) {
 			if err := checkFinishValid(f); err != nil {
 				return false, err
 			}
 			return db.finishTx(t, f)
-		}, c.r, c.eval)
+		}, c.Req, c.Eval)
 }

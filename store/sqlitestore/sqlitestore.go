@@ -36,7 +36,7 @@ type DB struct {
 	stmts          stmtCache     // the writer's prepared statements of the hot path
 	// checks groups concurrent Check calls into one transaction each
 	// batch; one worker, as there is one writer.
-	checks *dbutil.Batcher[checkCall, checkResult]
+	checks *dbutil.Batcher[dbutil.CheckCall, dbutil.CheckResult]
 }
 
 var (
@@ -84,7 +84,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	r.SetMaxOpenConns(4)
 	r.SetMaxIdleConns(4)
 	db := &DB{w: w, r: r}
-	db.checks = &dbutil.Batcher[checkCall, checkResult]{Run: db.checkBatch, Workers: 1}
+	db.checks = &dbutil.Batcher[dbutil.CheckCall, dbutil.CheckResult]{Run: db.checkBatch, Workers: 1}
 	// Fails on a database that has not migrated yet; Migrate prepares them.
 	_ = db.stmts.prepare(ctx, w)
 	return db, nil

@@ -238,3 +238,33 @@ func (b *Batcher[Req, Res]) runOnce(ctx context.Context, reqs []Req) ([]Res, err
 	defer cancel()
 	return b.Run(ctx, reqs)
 }
+
+// CheckCall is one store.CheckStore Check waiting for its batch.
+type CheckCall struct {
+	Req    store.CheckRequest
+	LockAt int // FirstLock of the request's policy at its time
+	Eval   store.CheckEval
+}
+
+// CheckResult is one Check's answer from its batch: the outcome, or the
+// error of this check alone.
+type CheckResult struct {
+	Out store.CheckOutcome
+	Err error
+}
+
+// DoCheck hands a check to the store's batcher of checks and returns its
+// outcome, or the batch's or its own error (for the store to classify).
+func DoCheck(ctx context.Context, b *Batcher[CheckCall, CheckResult], r store.CheckRequest, eval store.CheckEval) (store.CheckOutcome, error) {
+	if r.Policy == nil {
+		return store.CheckOutcome{Consumed: -1}, errors.New("no lock policy")
+	}
+	res, err := b.Do(ctx, CheckCall{Req: r, LockAt: FirstLock(r.Policy, r.Now), Eval: eval})
+	if err == nil {
+		err = res.Err
+	}
+	if err != nil {
+		return store.CheckOutcome{Consumed: -1}, err
+	}
+	return res.Out, nil
+}
