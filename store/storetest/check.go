@@ -249,6 +249,23 @@ func testCheck(t *testing.T, s store.Store) {
 	})
 }
 
+// accountsWithDevice stores n accounts, prefix00 on, each with one device
+// (device's defaults), and returns the devices.
+func accountsWithDevice(t *testing.T, s store.Store, prefix string, n int) []store.Device {
+	t.Helper()
+	c := ctx(t)
+	devs := make([]store.Device, n)
+	for i := range n {
+		id := fmt.Sprintf("%s%02d", prefix, i)
+		_, err := s.PutAccount(c, account(id))
+		must(t, err)
+		d, err := s.CreateDevice(c, device(id))
+		must(t, err)
+		devs[i] = d
+	}
+	return devs
+}
+
 // testCheckRace runs many checks at once, so the stores that group calls
 // into shared statements group them: every call must still get its own
 // answer, a step is consumed once, and the budget never allows more than
@@ -257,15 +274,7 @@ func testCheckRace(t *testing.T, s store.Store) {
 	c := ctx(t)
 	now := time.Date(2026, 5, 6, 0, 0, 0, 0, time.UTC)
 	const accounts = 20
-	devs := make([]store.Device, accounts)
-	for i := range accounts {
-		id := fmt.Sprintf("acc-r%02d", i)
-		_, err := s.PutAccount(c, account(id))
-		must(t, err)
-		d, err := s.CreateDevice(c, device(id))
-		must(t, err)
-		devs[i] = d
-	}
+	devs := accountsWithDevice(t, s, "acc-r", accounts)
 
 	// Every account: 10 concurrent checks under a policy that hard-locks at
 	// 6 failures; exactly 6 are allowed.

@@ -160,15 +160,7 @@ func testWholeCheckRace(t *testing.T, s store.Store) {
 	c := ctx(t)
 	now := time.Date(2026, 5, 6, 0, 0, 0, 0, time.UTC)
 	const n = 20
-	devs := make([]store.Device, n)
-	for i := range n {
-		id := fmt.Sprintf("acc-wr%02d", i)
-		_, err := s.PutAccount(c, account(id))
-		must(t, err)
-		d, err := s.CreateDevice(c, device(id))
-		must(t, err)
-		devs[i] = d
-	}
+	devs := accountsWithDevice(t, s, "acc-wr", n)
 	var wins atomic.Int32
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
